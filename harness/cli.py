@@ -1,0 +1,52 @@
+"""`uplab` command line: one subcommand per module, each with a `register(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from harness.errors import UplabError
+
+# Modules that add a subcommand; each defines register(subparsers) and sets func=run(args) -> int.
+COMMANDS = (
+    "harness.commands.plan",
+    "harness.commands.upscale",
+    "harness.commands.strategy",
+    "harness.commands.tiny",
+    "harness.commands.diff",
+    "reports.command",
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="uplab",
+        description="Plan, build, measure and report on upscaled (passthrough-merged) LLMs.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # a command module not yet written: leave it out
+                continue
+            raise
+        module.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UplabError as e:
+        print(f"uplab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"uplab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

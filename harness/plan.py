@@ -1,0 +1,186 @@
+"""Plans: mergekit passthrough YAML, parsed by mergekit's own schema, resolved to a layer map.
+
+A Plan never touches weights: it is the value the linter, the renderer and both builders share.
+Scale resolution calls mergekit's own resolver, so a filter, a gradient or a precedence rule
+means here exactly what it means to `mergekit-yaml`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from mergekit.config import MergeConfiguration, OutputSliceDefinition
+from mergekit.merge_methods import get as get_merge_method
+from mergekit.parameter_resolver import resolve_parameter
+from pydantic import ValidationError
+
+from harness import arch as arch_facts
+from harness.errors import UplabError
+from harness.layermap import LayerEntry, LayerMap
+
+_SCALE = next(p for p in get_merge_method("passthrough").spec.parameters if p.name == "scale")
+
+
+def _known_methods() -> set[str]:
+    from mergekit.merge_methods.registry import REGISTERED_MERGE_METHODS
+
+    return set(REGISTERED_MERGE_METHODS)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated passthrough config. `text` is the YAML as given (the plan's identity)."""
+
+    config: MergeConfiguration
+    text: str
+    origin: str = "<string>"
+
+    @property
+    def slices(self) -> list[OutputSliceDefinition]:
+        return list(self.config.slices or [])
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [tuple(s.sources[0].layer_range) for s in self.slices]
+
+    @cached_property
+    def source_model(self) -> str:
+        return str(self.slices[0].sources[0].model.model.path)
+
+    @property
+    def num_output_layers(self) -> int:
+        return sum(max(0, b - a) for a, b in self.ranges())
+
+    def scale(self, slice_index: int, tensor_name: str, t: float) -> float:
+        """The factor mergekit's passthrough multiplies `tensor_name` by (1.0 where none is set).
+
+        Precedence as in mergekit's ConfigReader: the source's parameters, then the slice's,
+        then the config's; in each, the first matching filter wins.
+        """
+        out_slice = self.slices[slice_index]
+        scopes = [src.parameters for src in out_slice.sources]
+        scopes += [out_slice.parameters, self.config.parameters]
+        value = resolve_parameter(_SCALE, scopes, tensor_name=tensor_name, t=t)
+        return 1.0 if value is None else float(value)
+
+    def layer_map(self, num_layers: int, model_type: str = "mistral") -> LayerMap:
+        """Resolve every output layer; `num_layers` is the source model's depth."""
+        facts = arch_facts.get(model_type)
+        entries: list[LayerEntry] = []
+        for s_idx, (start, end) in enumerate(self.ranges()):
+            n = end - start
+            for offset in range(max(0, n)):
+                # mergekit interpolates gradients with t = offset / (n - 1), or t = 1 alone
+                t = offset / (n - 1) if n > 1 else 1.0
+                source = start + offset
+                scales = {
+                    short: self.scale(s_idx, facts.layer_tensor(source, path + ".weight"), t)
+                    for short, path in facts.modules.items()
+                }
+                entries.append(LayerEntry(len(entries), source, "dup", s_idx, t, scales))
+        entries = _assign_roles(entries)
+        first, last = 0, len(self.slices) - 1
+        extra = {
+            "embed_tokens": self.scale(first, facts.embeddings, 0.0),
+            "norm": self.scale(last, facts.final_norm, 0.0),
+            "lm_head": self.scale(last, facts.lm_head, 0.0),
+        }
+        return LayerMap(num_layers, tuple(entries), extra)
+
+
+def _assign_roles(entries: list[LayerEntry]) -> list[LayerEntry]:
+    """orig: the first unscaled copy of a source layer (else its first copy); dup: the rest."""
+    chosen: dict[int, int] = {}
+    for e in entries:
+        unscaled = all(s == 1.0 for s in e.scales.values())
+        if e.source not in chosen or (unscaled and not _unscaled(entries[chosen[e.source]])):
+            chosen[e.source] = e.index
+    return [
+        LayerEntry(e.index, e.source, "orig" if chosen[e.source] == e.index else "dup",
+                   e.slice, e.t, e.scales)
+        for e in entries
+    ]
+
+
+def _unscaled(e: LayerEntry) -> bool:
+    return all(s == 1.0 for s in e.scales.values())
+
+
+def parse_plan(text: str, origin: str = "<string>") -> Plan:
+    """Parse mergekit YAML; every problem becomes one UplabError line naming the fix."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UplabError(f"{origin}: malformed YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise UplabError(f"{origin}: expected a mergekit config (a YAML mapping), got {type(raw).__name__}")
+    method = raw.get("merge_method")
+    if method != "passthrough":
+        if method is None:
+            raise UplabError(f"{origin}: no merge_method; uplab plans need `merge_method: passthrough`")
+        kind = "a mergekit method, but not an upscale" if method in _known_methods() else "unknown to mergekit"
+        raise UplabError(
+            f"{origin}: merge_method {method!r} is {kind}; uplab plans need `merge_method: passthrough`"
+        )
+    if not raw.get("slices"):
+        raise UplabError(f"{origin}: a passthrough plan needs a non-empty `slices:` list")
+    try:
+        config = MergeConfiguration.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise UplabError(f"{origin}: invalid config at {loc}: {err['msg']}") from None
+    except (RuntimeError, ValueError) as e:
+        raise UplabError(f"{origin}: invalid config: {e}") from None
+    _check_structure(config, origin)
+    return Plan(config, text, origin)
+
+
+def _check_structure(config: MergeConfiguration, origin: str) -> None:
+    """The errors (not warnings) of DESIGN §3 that need no source model."""
+    for i, s in enumerate(config.slices or []):
+        if len(s.sources) != 1:
+            raise UplabError(
+                f"{origin}: slice {i} has {len(s.sources)} sources; a passthrough slice takes "
+                "exactly one (split it into one slice per source)"
+            )
+        a, b = s.sources[0].layer_range
+        if a < 0 or b < 0:
+            raise UplabError(f"{origin}: slice {i} layer_range [{a}, {b}] is negative")
+        if b < a:
+            raise UplabError(
+                f"{origin}: slice {i} layer_range [{a}, {b}] is reversed; ranges are half-open "
+                f"[start, end) with start <= end, e.g. [{b}, {a}]"
+            )
+    models = {str(s.sources[0].model) for s in config.slices or []}
+    if len(models) > 1:
+        raise UplabError(
+            f"{origin}: slices name {len(models)} different models ({', '.join(sorted(models))}); "
+            "uplab plans upscale one model"
+        )
+
+
+def load_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UplabError(f"{path}: no such config file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise UplabError(f"{path}: cannot read config ({e.__class__.__name__})") from None
+    return parse_plan(text, origin=str(path))
+
+
+def check_depth(plan: Plan, num_layers: int) -> None:
+    """Ranges past the source's depth are errors: mergekit would fail mid-merge on them."""
+    for i, (a, b) in enumerate(plan.ranges()):
+        if b > num_layers:
+            raise UplabError(
+                f"{plan.origin}: slice {i} layer_range [{a}, {b}] reaches past the source's "
+                f"{num_layers} layers (valid ends are <= {num_layers})"
+            )

@@ -1,0 +1,96 @@
+"""Tiny decoder presets: the `tiny` scale (DESIGN §4), built from a seed, saved like any HF checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import transformers
+
+from harness.errors import UplabError
+
+# Byte-level vocabulary: ids 0..255 are bytes; then three specials.
+BOS_ID, EOS_ID, PAD_ID = 256, 257, 258
+VOCAB_SIZE = 259
+
+_CONFIG_CLASSES = {
+    "mistral": transformers.MistralConfig,
+    "llama": transformers.LlamaConfig,
+    "qwen2": transformers.Qwen2Config,
+}
+
+
+@dataclass(frozen=True)
+class TinySpec:
+    """Hyperparameters of a tiny decoder; defaults give ~0.3M parameters at 8 layers."""
+
+    arch: str = "mistral"
+    num_layers: int = 8
+    hidden: int = 64
+    intermediate: int = 128
+    heads: int = 4
+    kv_heads: int = 2
+    max_positions: int = 256
+    tie_embeddings: bool = True
+
+    def hf_config(self) -> transformers.PretrainedConfig:
+        if self.arch not in _CONFIG_CLASSES:
+            raise UplabError(
+                f"no tiny preset for architecture {self.arch!r}; choose one of "
+                f"{', '.join(sorted(_CONFIG_CLASSES))}"
+            )
+        if self.hidden % self.heads or self.heads % self.kv_heads:
+            raise UplabError(
+                f"tiny spec needs hidden % heads == 0 and heads % kv_heads == 0, got "
+                f"hidden={self.hidden}, heads={self.heads}, kv_heads={self.kv_heads}"
+            )
+        config = _CONFIG_CLASSES[self.arch](
+            vocab_size=VOCAB_SIZE,
+            hidden_size=self.hidden,
+            intermediate_size=self.intermediate,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.heads,
+            num_key_value_heads=self.kv_heads,
+            max_position_embeddings=self.max_positions,
+            tie_word_embeddings=self.tie_embeddings,
+            bos_token_id=BOS_ID,
+            eos_token_id=EOS_ID,
+            pad_token_id=PAD_ID,
+        )
+        # SDPA is the default attention everywhere; eager would only slow the tiny runs.
+        config._attn_implementation = "sdpa"
+        return config
+
+
+PRESETS: dict[str, TinySpec] = {
+    "tiny": TinySpec(),
+    "tiny-llama": TinySpec(arch="llama"),
+    "tiny-qwen2": TinySpec(arch="qwen2"),
+}
+
+
+def build(spec: TinySpec, seed: int) -> transformers.PreTrainedModel:
+    """A freshly initialised tiny model; the same (spec, seed) gives the same weights."""
+    config = spec.hf_config()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    return model.eval()
+
+
+def save(spec: TinySpec, seed: int, out: str | Path) -> Path:
+    """Build and save as a safetensors HF checkpoint, with the spec and seed beside it."""
+    out = Path(out)
+    model = build(spec, seed)
+    model.save_pretrained(out)
+    (out / "uplab_tiny.json").write_text(
+        __import__("json").dumps({"spec": asdict(spec), "seed": seed}, indent=2)
+    )
+    return out
+
+
+def preset(name: str, **overrides) -> TinySpec:
+    if name not in PRESETS:
+        raise UplabError(f"unknown tiny preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
