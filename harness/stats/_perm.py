@@ -16,6 +16,9 @@ with a zero entry does not gain a spurious advantage from summation order.
 
 from __future__ import annotations
 
+from itertools import combinations
+from math import comb
+
 import numpy as np
 
 REL_TOL = 1e-10
@@ -42,3 +45,16 @@ def describe(exact: bool, count: int, unit: str) -> str:
     if exact:
         return f"exact, all {count} {unit}"
     return f"Monte-Carlo, {count} random {unit}, +1 correction"
+
+
+def subsets(total: int, k: int, n_perm: int, seed) -> tuple[np.ndarray, bool]:
+    """0/1 membership rows choosing k of `total` units: all C(total, k) of them when that is
+    <= n_perm (exact, includes the observed choice), else n_perm seeded random choices."""
+    if comb(total, k) <= n_perm:
+        member = np.zeros((comb(total, k), total))
+        for row, idx in enumerate(combinations(range(total), k)):
+            member[row, list(idx)] = 1.0
+        return member, True
+    rng = np.random.default_rng(seed)
+    order = rng.permuted(np.tile(np.arange(total), (n_perm, 1)), axis=1)
+    return (order < k).astype(float), False  # the units landing in the first k places

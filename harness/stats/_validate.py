@@ -54,3 +54,9 @@ def as_values(values, name: str, *, min_n: int = 1, hint: str = "") -> np.ndarra
             "drop or fix those runs before deciding"
         )
     return arr
+
+
+def spawn(seed, k: int) -> list[np.random.SeedSequence]:
+    """k independent child seeds of `seed` (an int or a SeedSequence), for separate streams."""
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return root.spawn(k)

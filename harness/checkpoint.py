@@ -1,0 +1,144 @@
+"""HF checkpoint directories on disk: read tensor by tensor, write sharded safetensors atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from harness.errors import UplabError
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+SIDE_FILES = (  # copied beside the weights, as mergekit copies the tokenizer
+    "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
+    "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "generation_config.json",
+)
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    cfg = path / "config.json"
+    if not path.is_dir():
+        raise UplabError(f"{path}: not a checkpoint directory (it does not exist or is a file)")
+    if not cfg.is_file():
+        raise UplabError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise UplabError(f"{cfg}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def tensor_files(path: str | Path) -> dict[str, Path]:
+    """tensor name -> the safetensors file that holds it (sharded or not)."""
+    path = Path(path)
+    index = path / INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError):
+            raise UplabError(f"{index}: not a safetensors index (no weight_map)") from None
+        files = {name: path / shard for name, shard in weight_map.items()}
+        for shard in sorted(set(files.values())):
+            if not shard.is_file():
+                raise UplabError(f"{path}: shard {shard.name} named in {INDEX} is missing")
+        return files
+    if (path / SINGLE).is_file():
+        with safe_open(path / SINGLE, "pt") as f:
+            return {name: path / SINGLE for name in f.keys()}
+    raise UplabError(f"{path}: no {SINGLE} or {INDEX}; uplab reads safetensors checkpoints only")
+
+
+class TensorReader:
+    """Opens each shard once and hands out tensors by name, lazily."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.files = tensor_files(path)
+        self._open: dict[Path, object] = {}
+
+    def names(self) -> list[str]:
+        return list(self.files)
+
+    def get(self, name: str) -> torch.Tensor:
+        if name not in self.files:
+            raise UplabError(f"{self.path}: tensor {name} is missing")
+        file = self.files[name]
+        if file not in self._open:
+            self._open[file] = safe_open(file, "pt")
+        try:
+            return self._open[file].get_tensor(name)
+        except Exception as e:  # a truncated or mislabelled shard
+            raise UplabError(f"{file}: cannot read tensor {name} ({e})") from None
+
+
+@contextmanager
+def staged_output(out: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Build a checkpoint in a sibling temp dir; move it to `out` only when complete."""
+    out = Path(out)
+    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
+        raise UplabError(f"{out}: already exists and is not empty; choose a new path or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(stage, out)
+
+
+class ShardWriter:
+    """Writes tensors in order into shards of at most `max_shard_bytes` (one shard in memory)."""
+
+    def __init__(self, out: Path, max_shard_bytes: int = 5 * 10**9):
+        self.out, self.max = out, max_shard_bytes
+        self.shards: list[dict[str, str]] = []
+        self._buf: dict[str, torch.Tensor] = {}
+        self._size = 0
+        self.total = 0
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        nbytes = tensor.numel() * tensor.element_size()
+        if self._buf and self._size + nbytes > self.max:
+            self._flush()
+        self._buf[name] = tensor.contiguous()
+        self._size += nbytes
+        self.total += nbytes
+
+    def _flush(self) -> None:
+        part = self.out / f"part-{len(self.shards):05d}.safetensors"
+        save_file(self._buf, part, metadata={"format": "pt"})
+        self.shards.append({name: part.name for name in self._buf})
+        self._buf, self._size = {}, 0
+
+    def close(self) -> None:
+        if self._buf or not self.shards:
+            self._flush()
+        n = len(self.shards)
+        if n == 1:
+            os.replace(self.out / "part-00000.safetensors", self.out / SINGLE)
+            return
+        weight_map = {}
+        for i, shard in enumerate(self.shards):
+            final = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+            os.replace(self.out / f"part-{i:05d}.safetensors", self.out / final)
+            weight_map.update({name: final for name in shard})
+        index = {"metadata": {"total_size": self.total}, "weight_map": weight_map}
+        (self.out / INDEX).write_text(json.dumps(index, indent=2))
+
+
+def copy_side_files(src: Path, out: Path) -> None:
+    for name in SIDE_FILES:
+        if (src / name).is_file():
+            shutil.copy(src / name, out / name)

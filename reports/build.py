@@ -1,0 +1,171 @@
+"""Build the claim report: `claims.json` (the data) and a self-contained `index.html` (the view).
+
+`claims.json` holds everything the page shows, plots included (base64 PNG), so `rebuild(dir)`
+reproduces `index.html` byte for byte without rerunning anything. Holm's correction is applied
+across all claims of one report when it is assembled; the per-test verdict (what each test
+asserted) and the Holm-adjusted verdict are both kept.
+
+Both files are written atomically (temporary file in the same folder, then `os.replace`), so
+a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.errors import UplabError
+from reports import view
+from reports.records import ClaimRecord, sort_key
+
+SCHEMA = "uplab-claims/1"
+CLAIMS_FILE = "claims.json"
+INDEX_FILE = "index.html"
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("reports", "templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters.update(num=view.num, pval=view.pval, signed=view.signed)
+
+
+def assemble(records: Iterable[ClaimRecord | Mapping[str, Any]], provenance: Mapping[str, Any]) -> dict:
+    """The report document: records deduplicated and sorted, Holm applied across all of them."""
+    latest: dict[tuple, ClaimRecord] = {}
+    for rec in records:
+        rec = rec if isinstance(rec, ClaimRecord) else ClaimRecord.from_dict(rec)
+        latest[rec.key] = rec  # a rerun of the same test replaces the earlier record
+    ordered = sorted(latest.values(), key=sort_key)
+    adjusted = holm(ordered)
+    claims = [dataclasses.replace(rec, adjusted=adj).to_dict() for rec, adj in zip(ordered, adjusted)]
+    # Round-trip through JSON so the document is exactly what claims.json will hold.
+    return json.loads(json.dumps({"schema": SCHEMA, "provenance": dict(provenance), "claims": claims},
+                                 allow_nan=False))
+
+
+def holm(records: list[ClaimRecord]) -> list[dict[str, Any]]:
+    """Holm-adjusted p and verdict for each record, adjusted across the whole list."""
+    if not records:
+        return []
+    from harness.stats import Decision, adjust
+
+    decisions = [_to_decision(Decision, rec.decision) for rec in records]
+    return [{"p_adj": d.p_adj, "verdict": d.verdict} for d in adjust(decisions)]
+
+
+def _to_decision(cls, data: Mapping[str, Any]):
+    if hasattr(cls, "from_dict"):
+        return cls.from_dict(data)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def render(document: Mapping[str, Any]) -> str:
+    """index.html for a report document (as assembled, or as loaded from claims.json)."""
+    return _ENV.get_template("index.html.j2").render(**view.context(document))
+
+
+def write_document(document: Mapping[str, Any], report_dir: Path) -> Path:
+    """Write claims.json and index.html into `report_dir`; returns the index.html path."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(report_dir / CLAIMS_FILE,
+                  json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    index = report_dir / INDEX_FILE
+    _atomic_write(index, render(document))
+    return index
+
+
+def write_report(records: Iterable[ClaimRecord | Mapping[str, Any]], report_dir: Path,
+                 provenance: Mapping[str, Any]) -> Path:
+    """Assemble (Holm across `records`) and write the report; returns the index.html path."""
+    return write_document(assemble(records, provenance), report_dir)
+
+
+def load(report_dir: Path) -> dict:
+    """The document in `report_dir`/claims.json, validated; UplabError names what is wrong."""
+    report_dir = Path(report_dir)
+    if not report_dir.is_dir():
+        raise UplabError(
+            f"{report_dir} is not a directory; give the report directory that pytest printed "
+            f"(it holds {CLAIMS_FILE})"
+        )
+    path = report_dir / CLAIMS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UplabError(
+            f"no {CLAIMS_FILE} in {report_dir}; run `pytest hypotheses/` to write one, or give "
+            "the directory that holds it"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UplabError(f"cannot read {path}: {e}; check the file's permissions") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UplabError(
+            f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+            "rerun `pytest hypotheses/` to write it again"
+        ) from None
+    try:
+        _validate(document)
+    except ValueError as e:
+        raise UplabError(f"{path}: {e}; rerun `pytest hypotheses/` to write it again") from None
+    return document
+
+
+def _validate(document: Any) -> None:
+    if not isinstance(document, dict):
+        raise ValueError("top level must be an object")
+    if document.get("schema") != SCHEMA:
+        raise ValueError(f"schema is {document.get('schema')!r}, expected {SCHEMA!r}")
+    if not isinstance(document.get("provenance"), dict):
+        raise ValueError("'provenance' must be an object")
+    claims = document.get("claims")
+    if not isinstance(claims, list):
+        raise ValueError("'claims' must be a list")
+    for i, claim in enumerate(claims):
+        try:
+            ClaimRecord.from_dict(claim)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"claim {i}: {e}") from None
+
+
+def rebuild(report_dir: Path) -> Path:
+    """Re-render index.html from claims.json alone; returns the index.html path."""
+    document = load(report_dir)
+    index = Path(report_dir) / INDEX_FILE
+    try:
+        _atomic_write(index, render(document))
+    except OSError as e:
+        raise UplabError(f"cannot write {index}: {e.strerror}; check space and permissions") from None
+    return index
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename over it: all or nothing."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

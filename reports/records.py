@@ -1,0 +1,109 @@
+"""One recorded claim result: the unit the pytest plugin writes and the report reads.
+
+A record is plain data (JSON-able through `to_dict`), so it travels from pytest-xdist workers
+to the controller and into `claims.json` unchanged, and the report can be rebuilt from that
+file alone. Plots are stored as base64-encoded PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+VERDICTS = ("supported", "refuted", "inconclusive")
+SCALE_ORDER = ("tiny", "small", "full")
+
+
+@dataclass(frozen=True)
+class ClaimRecord:
+    """A claim decided at one scale (and case, e.g. one strategy) by one test."""
+
+    id: str
+    scale: str
+    statement: str
+    method: str  # the operationalisation: which runs, which per-run effect
+    expected: str  # the verdict the test asserts at this scale
+    decision: dict[str, Any]  # harness.stats.Decision.to_dict() of the per-test decision
+    reason: str | None = None  # why `expected` is not "supported"
+    case: str = ""  # the test's parameter id without the scale, e.g. "contiguous"
+    nodeid: str = ""
+    direction: str | None = None
+    sesoi: float | None = None
+    alpha: float = 0.05
+    effects: list[float] | None = None  # one per run (seed); None for within-run decisions
+    seeds: list[int] | None = None
+    runs: list[str] = field(default_factory=list)  # run-spec hashes the effects came from
+    plots: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
+    adjusted: dict[str, Any] | None = None  # {"p_adj", "verdict"} after Holm across the report
+
+    @property
+    def verdict(self) -> str:
+        return self.decision["verdict"]
+
+    @property
+    def matched(self) -> bool:
+        """Whether the per-test verdict is the expected one (what the test asserted)."""
+        return self.verdict == self.expected
+
+    @property
+    def label(self) -> str:
+        return f"{self.id}[{self.case}]" if self.case else self.id
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Identity within a report: a rerun of the same test replaces the earlier record."""
+        return (self.nodeid, self.id, self.case, self.scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_safe(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClaimRecord:
+        """Validate a record read back from JSON; ValueError names the bad field."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a claim record must be an object, got {type(data).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        missing = [f for f in ("id", "scale", "statement", "method", "expected", "decision")
+                   if f not in data]
+        if missing:
+            raise ValueError(f"claim record lacks {', '.join(repr(m) for m in missing)}")
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"claim record has unknown fields {unknown}")
+        for name in ("id", "scale", "statement", "method", "expected"):
+            if not isinstance(data[name], str):
+                raise ValueError(f"claim record field {name!r} must be a string")
+        if data["expected"] not in VERDICTS:
+            raise ValueError(f"claim {data['id']!r}: expected must be one of {VERDICTS}")
+        decision = data["decision"]
+        if not isinstance(decision, Mapping) or decision.get("verdict") not in VERDICTS:
+            raise ValueError(f"claim {data['id']!r}: decision must be an object with a verdict")
+        plots = data.get("plots") or {}
+        if not isinstance(plots, Mapping) or not all(isinstance(v, str) for v in plots.values()):
+            raise ValueError(f"claim {data['id']!r}: plots must map names to base64 PNG strings")
+        return cls(**{k: data[k] for k in data})
+
+
+def sort_key(record: ClaimRecord) -> tuple:
+    """Report order: claim id, case, then scale from small to large."""
+    scale_rank = SCALE_ORDER.index(record.scale) if record.scale in SCALE_ORDER else len(SCALE_ORDER)
+    return (record.id, record.case, scale_rank, record.scale, record.nodeid)
+
+
+def _json_safe(value: Any) -> Any:
+    """Lists for tuples, plain floats for numpy scalars, None for NaN/Inf (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return _json_safe(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
