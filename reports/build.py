@@ -67,7 +67,7 @@ def holm(records: list[ClaimRecord]) -> list[dict[str, Any]]:
 def _to_decision(cls, data: Mapping[str, Any]):
     if hasattr(cls, "from_dict"):
         return cls.from_dict(data)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # verdict, reason are derived
     return cls(**{k: v for k, v in data.items() if k in names})
 
 

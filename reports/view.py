@@ -45,7 +45,8 @@ def _scales(claims: list[Mapping[str, Any]]) -> list[str]:
     return [s for s in SCALE_ORDER if s in present] + sorted(present - set(SCALE_ORDER))
 
 
-DECISION_FIELDS = ("verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", "method", "within_run")
+DECISION_FIELDS = ("verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", "method", "within_run",
+                   "reason")
 PROVENANCE_DEFAULTS = {"git_commit": None, "started_at": None, "wall_time_s": None, "devices": [],
                        "seeds": [], "runs": [], "packages": {}}
 

@@ -41,7 +41,7 @@ def decide_rows(samples, *, direction, sesoi=0.0, alpha=0.05, n_boot=N_BOOT, n_p
     """`decide` for every row of a finite (m, n) array at once; the code path `decide` uses.
 
     All rows share the same bootstrap draws and sign flips, so row i equals
-    `decide(samples[i], ...)` exactly. Calibration and power simulations call this directly.
+    `decide(samples[i], ...)` (CI up to floating-point summation order). Calibration and power simulations call this directly.
     """
     x = np.atleast_2d(np.asarray(samples, dtype=float))
     boot_seed, flip_seed = spawn(seed, 2)

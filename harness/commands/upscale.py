@@ -1,0 +1,49 @@
+"""`uplab upscale CONFIG OUT`: build the upscale as an HF checkpoint directory."""
+
+from __future__ import annotations
+
+from harness import render
+from harness.checkpoint import read_config
+from harness.commands._common import byte_size, checked, report_findings, source_dir
+from harness.plan import load_plan
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "upscale",
+        help="build an upscaled checkpoint from a mergekit passthrough config",
+        description="Build the upscale described by CONFIG into OUT (safetensors, sharded when "
+        "large, config.json with the new depth and resized per-layer lists). The native engine "
+        "streams tensor by tensor; --engine mergekit runs mergekit's run_merge offline as the "
+        "reference. Both give identical tensors. Lint errors stop the build; OUT is written "
+        "only when the build completes.",
+    )
+    p.add_argument("config", help="mergekit YAML (merge_method: passthrough)")
+    p.add_argument("out", help="output checkpoint directory (must not exist or be empty)")
+    p.add_argument("--engine", choices=("native", "mergekit"), default="native",
+                   help="builder (default: native)")
+    p.add_argument("--source", help="local source checkpoint, instead of the config's model path")
+    p.add_argument("--max-shard-size", type=byte_size, default=byte_size("5GB"),
+                   help="largest safetensors shard (default: 5GB)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    plan = load_plan(args.config)
+    src = source_dir(plan, args.source)
+    config = read_config(src)
+    from harness import arch as arch_facts
+
+    facts = arch_facts.get(config.get("model_type", "?"))
+    report_findings(checked(plan, int(config[facts.layers_key]), facts.name))
+    if args.engine == "native":
+        from harness.build.native import upscale_checkpoint
+    else:
+        from harness.build.reference import upscale_checkpoint
+    lm = upscale_checkpoint(src, plan, args.out, force=args.force,
+                            max_shard_bytes=args.max_shard_size, progress=not args.quiet)
+    print(render.summary(lm))
+    print(f"wrote {args.out} ({args.engine})")
+    return 0

@@ -1,0 +1,75 @@
+"""Data specs: what a run trains on and which held-out sets it is measured on (frozen values)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from harness.data.tasks import HELDOUT_RESERVE
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def __hash__(self) -> int:  # dict fields are fine: the canonical JSON is the identity
+        return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
+
+
+class Synthetic(_Frozen):
+    """One generated domain (harness.data.tasks); `size` training examples, `seed` fixes the bytes."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    domain: Literal["original", "target"]
+    size: int = Field(2048, gt=0)
+    seed: int = 0
+
+
+class Local(_Frozen):
+    """Text (one record a line), jsonl, or a `datasets.save_to_disk` folder, read from a local path.
+
+    Records with `prompt_field` and `completion_field` train on the completion only and score exact
+    match; records with `text_field` are packed into `max_len` blocks. Held-out: the dataset's
+    `validation`/`test` split when it has one, else the records whose sha1 % 100 < heldout_percent.
+    """
+
+    kind: Literal["local"] = "local"
+    path: str
+    format: Literal["auto", "text", "jsonl", "hf"] = "auto"
+    text_field: str = "text"
+    prompt_field: str = "prompt"
+    completion_field: str = "completion"
+    heldout_percent: int = Field(5, ge=1, le=50)
+    size: int | None = Field(None, gt=0)  # cap on training examples, None = all
+
+
+Source = Annotated[Union[Synthetic, Local], Field(discriminator="kind")]
+
+
+def _both_domains() -> dict:
+    return {"original": Synthetic(domain="original"), "target": Synthetic(domain="target")}
+
+
+class DataSpec(_Frozen):
+    """Training source, named held-out sets, and how examples become batches."""
+
+    train: Source
+    evals: dict[str, Source] = Field(default_factory=_both_domains)
+    eval_size: int = Field(256, gt=0)  # held-out examples per eval set
+    batch_size: int = Field(32, gt=0)
+    max_len: int = Field(64, ge=8)  # longer examples are truncated; text is packed to this
+    train_on: Literal["answer", "all"] = "answer"  # loss on the answer only, or on every token
+
+    @model_validator(mode="after")
+    def _eval_size_fits(self):
+        if any(isinstance(s, Synthetic) for s in self.evals.values()) and self.eval_size > HELDOUT_RESERVE:
+            raise ValueError(f"eval_size {self.eval_size} exceeds the {HELDOUT_RESERVE} held-out "
+                             "prompts kept out of synthetic training data")
+        return self
+
+    @classmethod
+    def synthetic(cls, domain: str, size: int = 2048, seed: int = 0, **kw) -> "DataSpec":
+        """Train on one generated domain; measure on both domains' held-out splits (same seed)."""
+        evals = {d: Synthetic(domain=d, seed=seed) for d in ("original", "target")}
+        return cls(train=Synthetic(domain=domain, size=size, seed=seed), evals=evals, **kw)

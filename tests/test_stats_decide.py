@@ -1,0 +1,120 @@
+"""`decide` / `decide_paired`: verdicts on hand-made effects, determinism, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from harness.stats import Decision, decide, decide_paired, decide_rows
+
+CLEAR = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def test_clear_positive_is_supported():
+    d = decide(CLEAR, direction="greater")
+    assert (d.verdict, d.p, d.n, d.effect) == ("supported", 1 / 256, 8, 4.5)
+    assert d.ci_low < 4.5 < d.ci_high and d.ci_low > 0
+    assert not d.within_run and "sign-flip" in d.method and "exact, all 256" in d.method
+    assert d.values == tuple(CLEAR)
+
+
+def test_clear_negative_refutes_a_greater_claim():
+    d = decide(-np.asarray(CLEAR), direction="greater")
+    assert d.verdict == "refuted" and d.p == 1.0 and d.ci_high < 0
+    assert "wholly below +0" in d.reason
+
+
+def test_direction_less_supports_negative_effects():
+    d = decide(-np.asarray(CLEAR), direction="less")
+    assert (d.verdict, d.p) == ("supported", 1 / 256)
+    assert decide(CLEAR, direction="less").verdict == "refuted"
+
+
+def test_null_effects_are_inconclusive():
+    d = decide([0.3, -0.5, 1.1, -0.9, 0.2, -0.1, 0.6, -0.7], direction="greater")
+    assert d.verdict == "inconclusive" and d.p > 0.3 and d.ci_low < 0 < d.ci_high
+
+
+def test_equivalence_within_sesoi_refutes():
+    d = decide([0.03, -0.05, 0.11, -0.09, 0.02, -0.01, 0.06, -0.07], direction="greater", sesoi=1.0)
+    assert -1.0 < d.ci_low and d.ci_high < 1.0
+    assert d.verdict == "refuted" and "sesoi=1" in d.reason
+
+
+def test_significant_but_below_sesoi_is_refuted_not_supported():
+    tiny = np.asarray(CLEAR) / 100  # p = 1/256, but every plausible mean is < 0.5
+    d = decide(tiny, direction="greater", sesoi=0.5)
+    assert d.p < d.alpha and d.verdict == "refuted"
+
+
+def test_ci_crossing_sesoi_is_not_refuted():
+    d = decide(np.asarray(CLEAR) / 10, direction="greater", sesoi=0.5)  # CI straddles 0.5
+    assert d.ci_low < 0.5 < d.ci_high and d.verdict == "supported"
+
+
+def test_same_seed_same_decision_and_p_does_not_depend_on_seed():
+    x = np.random.default_rng(5).normal(0.4, 1, 10)
+    assert decide(x, direction="greater", seed=1) == decide(x, direction="greater", seed=1)
+    other = decide(x, direction="greater", seed=2)
+    assert other.p == decide(x, direction="greater", seed=1).p
+
+
+def test_rows_match_single_decisions():
+    x = np.random.default_rng(2).normal(0.5, 1, size=(5, 8))
+    rows = decide_rows(x, direction="greater", n_boot=500, seed=4)
+    for i, row in enumerate(x):
+        d = decide(row, direction="greater", n_boot=500, seed=4)
+        assert (d.verdict, d.p) == (rows.verdict[i], rows.p[i])
+        # BLAS may sum a single row in another order than a block: equal up to rounding
+        assert (d.ci_low, d.ci_high) == pytest.approx((rows.ci_low[i], rows.ci_high[i]), rel=1e-12)
+
+
+def test_paired_is_decide_on_differences():
+    rng = np.random.default_rng(3)
+    b = rng.normal(size=9)
+    a = b + rng.normal(0.8, 0.5, size=9)
+    d = decide_paired(a, b, direction="greater")
+    ref = decide(a - b, direction="greater")
+    assert (d.p, d.effect, d.ci_low, d.ci_high, d.verdict) == (
+        ref.p, ref.effect, ref.ci_low, ref.ci_high, ref.verdict)
+    assert d.method.startswith("paired") and d.verdict == "supported"
+
+
+def test_to_dict_is_json_ready():
+    out = decide(CLEAR, direction="greater").to_dict()
+    assert json.loads(json.dumps(out)) == out
+    assert {"verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", "method",
+            "within_run", "direction", "sesoi", "alpha", "values", "reason"} <= out.keys()
+
+
+def test_decision_cannot_carry_a_verdict_its_numbers_do_not_imply():
+    with pytest.raises(TypeError):
+        Decision(effect=1, ci_low=0.5, ci_high=2, p=0.01, n=8, method="m",
+                 direction="greater", verdict="refuted")
+
+
+@pytest.mark.parametrize(
+    "effects, kw, message",
+    [
+        ([], {}, "at least 2 values, got 0"),
+        ([1.0], {}, "within_run"),
+        ([1.0, float("nan"), 2.0], {}, r"non-finite .* positions \[1\]"),
+        ([1.0, float("inf")], {}, "non-finite"),
+        ([[1.0, 2.0]], {}, "1-D"),
+        (["a", "b"], {}, "sequence of numbers"),
+        (CLEAR, {"direction": "two-sided"}, "'greater' or 'less'"),
+        (CLEAR, {"alpha": 1.5}, "alpha"),
+        (CLEAR, {"sesoi": -0.1}, "sesoi"),
+        (CLEAR, {"n_boot": 0}, "n_boot"),
+    ],
+    ids=["empty", "single-run", "nan", "inf", "2-d", "strings", "direction", "alpha", "sesoi", "n_boot"],
+)
+def test_bad_input_raises_clear_value_error(effects, kw, message):
+    kw = {"direction": "greater", **kw}
+    with pytest.raises(ValueError, match=message):
+        decide(effects, **kw)
+
+
+def test_paired_length_mismatch():
+    with pytest.raises(ValueError, match="one value per shared seed.*8 and 7"):
+        decide_paired(CLEAR, CLEAR[:-1], direction="greater")
