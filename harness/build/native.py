@@ -17,8 +17,9 @@ from harness.plan import Plan
 
 
 def _apply(tensor: torch.Tensor, scale: float) -> torch.Tensor:
-    # mergekit multiplies only when a scale is set; x * 1.0 == x, and the copy keeps
-    # every output layer's parameters independent for training
+    # mergekit multiplies only when a scale is set (x * 1.0 == x anyway). The copy keeps every
+    # output layer's parameters independent for training, and on disk it detaches the tensor
+    # from the source's memory map (safetensors refuses to save tensors that share storage).
     return tensor.clone() if scale == 1.0 else tensor * scale
 
 
