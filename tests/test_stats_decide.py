@@ -18,6 +18,12 @@ def test_clear_positive_is_supported():
     assert d.values == tuple(CLEAR)
 
 
+def test_effect_is_the_mean_of_the_runs():
+    d = decide([0.0, 0.0, 0.0, 4.0], direction="greater")
+    # mean, not median (0); the 8 flips that leave the 4 alone tie with the observed sum
+    assert d.effect == 1.0 and d.p == 8 / 16
+
+
 def test_clear_negative_refutes_a_greater_claim():
     d = decide(-np.asarray(CLEAR), direction="greater")
     assert d.verdict == "refuted" and d.p == 1.0 and d.ci_high < 0

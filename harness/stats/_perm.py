@@ -41,7 +41,8 @@ def p_greater(observed, null, *, exact: bool, scale=None) -> np.ndarray:
 
 
 def describe(exact: bool, count: int, unit: str) -> str:
-    """Method text: 'exact, all 256 sign flips' or 'Monte-Carlo, 9999 random sign flips, +1 correction'."""
+    """Method text, e.g. 'exact, all 256 sign flips' or
+    'Monte-Carlo, 9999 random sign flips, +1 correction'."""
     if exact:
         return f"exact, all {count} {unit}"
     return f"Monte-Carlo, {count} random {unit}, +1 correction"

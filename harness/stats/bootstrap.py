@@ -51,7 +51,8 @@ def bootstrap_ci(values, *, alpha: float = 0.05, n_boot: int = 9999, seed=0):
     """(low, high) CI of the mean; floats for 1-D input, arrays for (m, n) input."""
     check_count(n_boot, "n_boot")
     x = np.atleast_2d(np.asarray(values, dtype=float))
-    low, high = _interval(_means(x, n_boot, np.random.default_rng(seed)), expanded_tail(alpha, x.shape[1]))
+    boot = _means(x, n_boot, np.random.default_rng(seed))
+    low, high = _interval(boot, expanded_tail(alpha, x.shape[1]))
     if np.ndim(values) == 1:
         return float(low[0]), float(high[0])
     return low, high

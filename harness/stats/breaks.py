@@ -68,6 +68,7 @@ def break_at_boundaries(profile, boundaries, *, n_perm: int = 9999, seed: int = 
     count = member.shape[0]
     method = (
         f"mean |step| at {k} slice starts - elsewhere over {n_steps} steps; permutation of "
-        f"boundary positions ({describe(exact, count, 'position sets')}), one-sided (larger at boundaries)"
+        f"boundary positions ({describe(exact, count, 'position sets')}), "
+        "one-sided (larger at boundaries)"
     )
     return Break(statistic, ratio, p, tuple(starts), n_steps, method)

@@ -9,8 +9,9 @@ For fixed tau the saturating model is linear in (c, a), so it is fitted by varia
 projection: solve (c, a) by least squares on a log-spaced grid of tau (span/1000 .. 1000 *
 span), then refine log tau by bounded scalar minimisation around the best grid point. This
 cannot fail to converge the way a 3-parameter `curve_fit` can. As tau -> infinity the
-saturating curve tends to a straight line, so the saturating SSE is never worse than the linear
-one (up to grid resolution); the AIC's penalty for the third parameter decides.
+saturating curve tends to a straight line, so the lines belong to the saturating family's
+closure: its SSE is taken as min(best fit, linear SSE) (then tau = inf), never worse than the
+linear one, and the AIC's penalty for the third parameter decides (pure lines: delta_aic = -2).
 
 AIC = N ln(SSE / N) + 2k (Gaussian errors; the shared variance parameter cancels), with SSE
 floored at 1e-12 of the total sum of squares so a perfect fit does not give -inf.
@@ -46,9 +47,9 @@ class Saturation:
     intercept: float  # linear fit
     slope: float  # linear fit
     start: float  # c: saturating fit at t0
-    ceiling: float  # c + a: the saturating fit's asymptote
-    tau: float
-    tau_at_bound: bool  # best tau at the grid's edge: the saturating fit is degenerate
+    ceiling: float  # c + a: the saturating fit's asymptote (NaN for the straight-line limit)
+    tau: float  # inf when the straight-line limit fits best
+    tau_at_bound: bool  # best grid tau at the grid's edge: the saturating fit is degenerate
     n: int
 
 
@@ -89,6 +90,9 @@ def saturation(t, y) -> Saturation:
     refined = minimize_scalar(lambda g: _sat_fit(s, y, np.exp(g))[0], bounds=(lo, hi), method="bounded")
     log_tau = refined.x if refined.success and refined.fun <= sses[best] else grid[best]
     sse_sat, (c, a) = _sat_fit(s, y, float(np.exp(log_tau)))
+    tau, ceiling = float(np.exp(log_tau)), float(c + a)
+    if sse_sat > sse_lin:  # the straight line is the tau -> inf limit, beyond the grid
+        sse_sat, tau, c, ceiling = sse_lin, np.inf, float(np.polyval(coef_lin, t[0])), np.nan
 
     floor = max(1e-12 * float(((y - y.mean()) ** 2).sum()), np.finfo(float).tiny)
     aic_lin = n * np.log(max(sse_lin, floor) / n) + 2 * 2
@@ -101,7 +105,7 @@ def saturation(t, y) -> Saturation:
         sse_linear=sse_lin, sse_saturating=sse_sat, aic_linear=float(aic_lin),
         aic_saturating=float(aic_sat), delta_aic=float(aic_lin - aic_sat),
         growth_ratio=float(ratio), intercept=float(coef_lin[1]), slope=float(coef_lin[0]),
-        start=float(c), ceiling=float(c + a), tau=float(np.exp(log_tau)),
+        start=float(c), ceiling=ceiling, tau=tau,
         tau_at_bound=best in (0, _GRID - 1),
         n=n,
     )

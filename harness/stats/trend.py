@@ -57,5 +57,6 @@ def trend(x, y, *, direction: str = "greater", n_perm: int = 9999, seed: int = 0
     sign = 1.0 if direction == "greater" else -1.0
     p = float(p_greater(sign * rho, sign * null, exact=exact, scale=1.0))
     count = factorial(n) if exact else n_perm
-    method = f"Spearman rho, permutation test ({describe(exact, count, 'orderings')}), one-sided ({direction})"
+    how = describe(exact, count, "orderings")
+    method = f"Spearman rho, permutation test ({how}), one-sided ({direction})"
     return Trend(rho=rho, p=p, n=n, direction=direction, method=method)
