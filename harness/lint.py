@@ -160,9 +160,10 @@ def _edge_scales(plan: Plan, num_layers: int, model_type: str, facts) -> list[Fi
     out = []
     for module, scale in lm.extra_scales.items():
         if scale != 1.0:
-            s = first if module == "embed_tokens" else last
+            s, rule = ((first, "embeddings with the first slice's parameters")
+                       if module == "embed_tokens" else
+                       (last, "the final norm and lm_head with the last slice's parameters"))
             out.append(Finding("warning", "scale-hits-edges",
-                f"the scale {scale:g} that slice {s} resolves also applies to {tensor[module]} (mergekit scales "
-                f"{'embeddings with the first' if s == first else 'the final norm and lm_head with the last'} "
-                "slice's parameters); give the scale a filter such as 'o_proj'"))
+                f"the scale {scale:g} that slice {s} resolves also applies to {tensor[module]} "
+                f"(mergekit scales {rule}); give the scale a filter such as 'o_proj'"))
     return out

@@ -25,9 +25,9 @@ _SCALE = next(p for p in get_merge_method("passthrough").spec.parameters if p.na
 
 
 def _known_methods() -> set[str]:
-    from mergekit.merge_methods.registry import REGISTERED_MERGE_METHODS
+    from mergekit.merge_methods import registered_methods
 
-    return set(REGISTERED_MERGE_METHODS)
+    return {m.spec.name for m in registered_methods()}
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,35 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
     except (RuntimeError, ValueError) as e:
         raise UplabError(f"{origin}: invalid config: {e}") from None
     _check_structure(config, origin)
+    _check_scales(config, origin)
     return Plan(config, text, origin)
+
+
+def _check_scales(config: MergeConfiguration, origin: str) -> None:
+    """mergekit's schema takes any scalar as a scale and fails only mid-merge; fail here."""
+    from mergekit.config import ConditionalParameter
+
+    def numbers(value, where):
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise UplabError(f"{origin}: {where} scale {v!r} is not a number; "
+                                 "a scale is a number or a list of numbers (a gradient)")
+
+    scopes = [("global", config.parameters)]
+    for i, s in enumerate(config.slices or []):
+        scopes.append((f"slice {i}", s.parameters))
+        scopes += [(f"slice {i} source", src.parameters) for src in s.sources]
+    for where, params in scopes:
+        setting = (params or {}).get("scale")
+        if setting is None:
+            continue
+        conds = setting if isinstance(setting, list) else [setting]
+        if all(isinstance(c, ConditionalParameter) for c in conds):
+            for c in conds:
+                numbers(c.value, where)
+        else:
+            numbers(setting, where)
 
 
 def _check_structure(config: MergeConfiguration, origin: str) -> None:

@@ -34,9 +34,10 @@ def byte_size(text: str) -> int:
 def source_dir(plan: Plan, override: str | None) -> Path:
     """The local checkpoint a plan reads: --source, else the config's own model path."""
     path = Path(override) if override else Path(plan.source_model)
-    if not (path / "config.json").is_file():
-        hint = "" if override else " (uplab never downloads: pass --source PATH to a local copy)"
-        raise UplabError(f"source model {str(path)!r} is not a local checkpoint directory{hint}")
+    if not override and not path.is_dir():
+        raise UplabError(f"source model {str(path)!r} is not a local checkpoint directory "
+                         "(uplab never downloads: pass --source PATH to a local copy)")
+    read_config(path)  # names what is missing
     return path
 
 
@@ -58,9 +59,9 @@ def source_facts(plan: Plan, num_layers: int | None, model_type: str | None,
     return int(config[facts.layers_key]), model_type or facts.name
 
 
-def report_findings(findings: list[Finding], stream=sys.stderr) -> None:
+def report_findings(findings: list[Finding], stream=None) -> None:
     for f in findings:
-        print(f, file=stream)
+        print(f, file=stream or sys.stderr)
 
 
 def checked(plan: Plan, num_layers: int, model_type: str) -> list[Finding]:
@@ -68,6 +69,7 @@ def checked(plan: Plan, num_layers: int, model_type: str) -> list[Finding]:
     findings = lint(plan, num_layers, model_type)
     bad = errors(findings)
     if bad:
-        report_findings(findings)
-        raise UplabError(f"{plan.origin}: {bad[0].message}")
+        report_findings([f for f in findings if f not in bad])
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UplabError(f"{plan.origin}: {bad[0].message}{more}")
     return findings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from harness import strategies
@@ -9,7 +10,13 @@ from harness.commands._common import positive_int
 
 
 def _nonneg(text: str) -> int:
-    return positive_int(str(int(text) + 1)) - 1 if text.lstrip("-").isdigit() else positive_int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a layer index >= 0, got {value}")
+    return value
 
 
 def register(sub) -> None:
