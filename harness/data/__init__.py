@@ -1,11 +1,13 @@
 """Deterministic offline data: two synthetic domains at `tiny`, local text/jsonl/HF datasets above."""
 
-from harness.data.dataset import IGNORE, TokenSet, collate, epoch_batches, load, load_split
+from harness.data.dataset import (IGNORE, TokenSet, collate, encode_pairs, encode_segments, epoch_batches,
+                                  load, load_split, pack_texts)
 from harness.data.spec import DataSpec, Local, Synthetic
 from harness.data.tasks import DOMAINS, generate
 from harness.data.tokenizer import ByteTokenizer, load_tokenizer
 
 __all__ = [
-    "IGNORE", "TokenSet", "collate", "epoch_batches", "load", "load_split",
+    "IGNORE", "TokenSet", "collate", "encode_pairs", "encode_segments", "epoch_batches", "load",
+    "load_split", "pack_texts",
     "DataSpec", "Local", "Synthetic", "DOMAINS", "generate", "ByteTokenizer", "load_tokenizer",
 ]

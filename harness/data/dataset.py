@@ -16,29 +16,41 @@ IGNORE = -100  # label value the loss skips (torch/HF convention)
 
 @dataclass(frozen=True)
 class TokenSet:
-    """Sequences with the position where their scored part starts (the answer, or 1 for text)."""
+    """Token sequences with a mask of the positions that are scored (answers; all of a text)."""
 
     name: str
     seqs: tuple[tuple[int, ...], ...]
-    starts: tuple[int, ...]
-    has_answers: bool  # exact-match accuracy is meaningful (prompt/answer examples)
+    masks: tuple[tuple[bool, ...], ...]
+    has_answers: bool  # exact-match accuracy is meaningful (examples with answers)
 
     def __len__(self) -> int:
         return len(self.seqs)
 
 
-def encode_pairs(name: str, pairs, tok, max_len: int) -> TokenSet:
-    """BOS prompt answer EOS; the answer (with EOS, so stopping counts) is what gets scored."""
-    seqs, starts = [], []
-    for prompt, answer in pairs:
-        head = ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(prompt)
-        tail = tok.encode(answer) + ([tok.eos_id] if tok.eos_id is not None else [])
-        ids = (head + tail)[:max_len]
-        if len(head) >= len(ids):  # the answer was truncated away: nothing to score
+def encode_segments(name: str, examples, tok, max_len: int) -> TokenSet:
+    """BOS, then each (text, scored) segment; EOS ends it and is scored, so stopping counts."""
+    seqs, masks = [], []
+    for segs in examples:
+        ids: list[int] = [tok.bos_id] if tok.bos_id is not None else []
+        mask: list[bool] = [False] * len(ids)
+        for text, scored in segs:
+            piece = tok.encode(text)
+            ids += piece
+            mask += [scored] * len(piece)
+        if tok.eos_id is not None:
+            ids.append(tok.eos_id)
+            mask.append(True)
+        ids, mask = ids[:max_len], mask[:max_len]
+        if not any(mask[1:]):  # the answer was truncated away: nothing to score
             continue
         seqs.append(tuple(ids))
-        starts.append(len(head))
-    return TokenSet(name, tuple(seqs), tuple(starts), True)
+        masks.append(tuple(mask))
+    return TokenSet(name, tuple(seqs), tuple(masks), True)
+
+
+def encode_pairs(name: str, pairs, tok, max_len: int) -> TokenSet:
+    """(prompt, completion) records: the completion (and EOS) is scored."""
+    return encode_segments(name, [((p, False), (c, True)) for p, c in pairs], tok, max_len)
 
 
 def pack_texts(name: str, texts, tok, max_len: int) -> TokenSet:
@@ -50,14 +62,14 @@ def pack_texts(name: str, texts, tok, max_len: int) -> TokenSet:
     blocks = [tuple(stream[i:i + max_len]) for i in range(0, len(stream) - max_len + 1, max_len)]
     if not blocks and len(stream) > 1:  # less text than one block: keep it as one short block
         blocks = [tuple(stream)]
-    return TokenSet(name, tuple(blocks), tuple(1 for _ in blocks), False)
+    return TokenSet(name, tuple(blocks), tuple((False,) + (True,) * (len(b) - 1) for b in blocks), False)
 
 
 def load_split(name: str, source, split: str, tok, max_len: int, n: int | None = None) -> TokenSet:
     """One split of a source as tokens; `n` is the number of examples (synthetic) or a cap (local)."""
     if isinstance(source, Synthetic):
         count = source.size if n is None else n
-        return encode_pairs(name, tasks.generate(source.domain, split, count, source.seed), tok, max_len)
+        return encode_segments(name, tasks.generate(source.domain, split, count, source.seed), tok, max_len)
     assert isinstance(source, Local)
     recs = local.read(source, split)
     pairs = [r for r in recs if isinstance(r, tuple)]
@@ -68,7 +80,7 @@ def load_split(name: str, source, split: str, tok, max_len: int, n: int | None =
     if pairs:
         return encode_pairs(name, pairs[:cap], tok, max_len)
     ts = pack_texts(name, texts, tok, max_len)
-    return TokenSet(name, ts.seqs[:cap], ts.starts[:cap], False) if cap else ts
+    return TokenSet(name, ts.seqs[:cap], ts.masks[:cap], False) if cap else ts
 
 
 def load(spec: DataSpec, tok) -> tuple[TokenSet, dict[str, TokenSet]]:
@@ -96,9 +108,11 @@ def collate(ts: TokenSet, idx, pad_id: int, train_on: str = "answer") -> dict[st
     rows = [ts.seqs[i] for i in idx]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    keep = torch.zeros((len(rows), width), dtype=torch.bool)
     for j, i in enumerate(idx):
-        seq, start = ts.seqs[i], (ts.starts[i] if train_on == "answer" else 1)
-        ids[j, :len(seq)] = torch.tensor(seq)
-        labels[j, start:len(seq)] = ids[j, start:len(seq)]
+        n = len(ts.seqs[i])
+        ids[j, :n] = torch.tensor(ts.seqs[i])
+        keep[j, :n] = torch.tensor(ts.masks[i]) if train_on == "answer" else True
+    keep[:, 0] = False  # nothing predicts the first token
+    labels = torch.where(keep, ids, torch.full_like(ids, IGNORE))
     return {"input_ids": ids, "labels": labels}

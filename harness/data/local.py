@@ -89,7 +89,8 @@ def read(src: Local, split: str) -> list:
         if p.is_dir():
             raise UplabError(f"data path {str(p)!r} is a folder; format {fmt!r} needs a file")
         train, held = _records_from_file(src, p, fmt), None
-    recs = [_normalise(src, r, f"{p} record {i}") for i, r in enumerate(held if (held is not None and split == "heldout") else train)]
+    chosen = held if held is not None and split == "heldout" else train
+    recs = [_normalise(src, r, f"{p} record {i}") for i, r in enumerate(chosen)]
     if held is None:  # no held-out split shipped: a stable hash split of the records
         recs = [r for r in recs if _is_heldout(r, src.heldout_percent) == (split == "heldout")]
     if not recs:

@@ -1,0 +1,205 @@
+"""The run cache: `<cache>/<hash>/` holds a finished run; building it is atomic and locked.
+
+Protocol (one writer per hash, any number of readers, across processes and xdist workers):
+1. A folder `<hash>/` with a valid COMPLETE marker is a finished run: read it, no lock.
+2. Otherwise take `<hash>.lock` (filelock, released by the OS if the holder dies), look
+   again, clear debris of killed writers (`.tmp-<hash>-*`, a `<hash>/` without a valid marker),
+   train into a fresh `.tmp-<hash>-*` folder, fsync, write COMPLETE last (sizes and sha256 of
+   every file), then `os.replace` it to `<hash>/`.
+A killed run leaves only a `.tmp-` folder, which no reader looks at and the next writer removes.
+
+Corrupt entries (a file missing, truncated, or not matching its sha256): recomputed by default,
+with a warning naming the entry and the defect, since every entry can be rebuilt from its spec;
+`on_corrupt="error"` raises one UplabError instead (for runs too costly to redo silently).
+sha256 is checked when the entry is under VERIFY_HASH_BYTES (sizes always), once per process.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import torch
+from filelock import FileLock
+from safetensors.torch import load_file
+
+from harness.errors import UplabError
+from harness.runs.runner import execute, snapshot_name, write_json
+from harness.runs.spec import RunSpec
+
+MARKER = "COMPLETE"
+VERIFY_HASH_BYTES = 256 * 2**20
+_verified: set[tuple] = set()  # (entry, file mtimes) whose hashes this process has checked
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("UPLAB_CACHE", ".uplab-cache"))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run in the cache: its spec, folder, metrics and snapshots."""
+
+    spec: RunSpec
+    path: Path
+
+    @cached_property
+    def metrics(self) -> dict:
+        return json.loads((self.path / "metrics.json").read_text())
+
+    @cached_property
+    def info(self) -> dict:
+        """spec.json: resolved spec, seed, versions, device."""
+        return json.loads((self.path / "spec.json").read_text())
+
+    @property
+    def steps(self) -> list[int]:
+        return list(self.metrics["snapshots"])
+
+    @property
+    def final_step(self) -> int:
+        return self.steps[-1]
+
+    def snapshot_path(self, step: int | None = None) -> Path:
+        step = self.final_step if step is None else step
+        if step not in self.steps:
+            raise UplabError(f"run {self.spec.key[:12]} has no snapshot at step {step}; it has {self.steps}")
+        return self.path / snapshot_name(step)
+
+    def state_dict(self, step: int | None = None) -> dict[str, torch.Tensor]:
+        return load_file(str(self.snapshot_path(step)))
+
+    def scores(self, step: int | None = None) -> dict[str, dict]:
+        """Held-out scores per eval set at a snapshot step (default: the last)."""
+        step = self.final_step if step is None else step
+        return next(e["sets"] for e in self.metrics["evals"] if e["step"] == step)
+
+    def model(self, step: int | None = None):
+        """An fp32 CPU HF model with the snapshot's weights (a fresh object every call)."""
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(str(self.path))
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        missing, unexpected = model.load_state_dict(self.state_dict(step), strict=False)
+        tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+        if unexpected or set(missing) - tied:
+            raise UplabError(f"snapshot {self.snapshot_path(step)} does not fit its config: "
+                             f"missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]}")
+        model.tie_weights()
+        return model.eval()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _defect(entry: Path) -> str | None:
+    """Why `entry` is not a usable finished run, or None when it is."""
+    try:
+        files = json.loads((entry / MARKER).read_text())["files"]
+    except FileNotFoundError:
+        return "no COMPLETE marker (the run did not finish)"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "its COMPLETE marker is unreadable"
+    stats = {}
+    for name, want in files.items():
+        try:
+            st = (entry / name).stat()
+        except FileNotFoundError:
+            return f"{name} is missing"
+        if st.st_size != want["size"]:
+            return f"{name} has {st.st_size} bytes, {want['size']} expected (truncated?)"
+        stats[name] = st.st_mtime_ns
+    stamp = (str(entry), tuple(sorted(stats.items())))
+    if stamp in _verified:  # hashed before in this process, and no file was touched since
+        return None
+    if sum(w["size"] for w in files.values()) <= VERIFY_HASH_BYTES:
+        for name, want in files.items():
+            if _sha256(entry / name) != want["sha256"]:
+                return f"{name} does not match its sha256 (corrupted on disk)"
+    _verified.add(stamp)
+    return None
+
+
+def _remove(path: Path, cache: Path) -> None:
+    """Move aside first (atomic), then delete: a reader never sees a half-deleted entry."""
+    if not path.exists():
+        return
+    trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=cache))
+    os.replace(path, trash / path.name)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _commit(tmp: Path, final: Path, spec: RunSpec) -> None:
+    files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)}
+             for f in sorted(tmp.iterdir()) if f.is_file()}
+    write_json(tmp / MARKER, {"key": spec.key, "files": files})  # written last, fsynced
+    os.replace(tmp, final)
+    dfd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)  # the rename itself survives a crash
+    finally:
+        os.close(dfd)
+
+
+def lookup(spec: RunSpec, cache_dir: str | Path) -> RunResult | None:
+    """The finished run of `spec`, or None (absent, unfinished or corrupt)."""
+    entry = Path(cache_dir) / spec.key
+    return RunResult(spec, entry) if entry.is_dir() and _defect(entry) is None else None
+
+
+def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: bool = False,
+               callbacks=(), on_corrupt: str = "recompute",
+               _on_write: Callable[[Path], None] | None = None) -> RunResult:
+    """The run's result from the cache, training it first if no finished entry exists."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    hit = lookup(spec, cache)
+    if hit is not None:
+        return hit
+    # The base's own entry first, outside our lock: waiters on this hash should not queue behind it.
+    if isinstance(spec.base, RunSpec):
+        get_or_run(spec.base, cache, progress=progress, on_corrupt=on_corrupt)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UplabError(f"cannot create cache folder {str(cache)!r} ({e.strerror}); "
+                         "pick a writable path") from None
+    entry = cache / spec.key
+    with FileLock(str(cache / f"{spec.key}.lock")):
+        if entry.exists():
+            defect = _defect(entry)
+            if defect is None:  # another process finished it while we waited
+                return RunResult(spec, entry)
+            if on_corrupt == "error":
+                raise UplabError(f"cache entry {entry} is corrupt: {defect}; delete the folder to rerun")
+            warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=2)
+            _remove(entry, cache)
+        for debris in cache.glob(f".tmp-{spec.key}-*"):  # left by killed writers; we hold the lock
+            shutil.rmtree(debris, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.key}-", dir=cache))
+        try:
+            execute(spec, tmp, cache, progress=progress, callbacks=callbacks, on_write=_on_write)
+            _commit(tmp, entry, spec)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise UplabError(f"no space left writing run {spec.key[:12]} into {cache}; free space "
+                                 "or choose another cache folder") from None
+            raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return RunResult(spec, entry)

@@ -1,0 +1,149 @@
+"""Execute one run into a folder: resolve the base, apply the plan, train, write the artifacts.
+
+The folder gets one safetensors file per snapshot (`step-000064.safetensors`, effective fp32
+weights in HF naming, tied lm_head left out), `config.json` of the trained model, `metrics.json`
+and `spec.json` (the resolved spec, its hash, seed, package versions, device, and the role of
+every layer: orig/dup from the plan's layer map). Atomicity is
+the cache's job (harness.runs.cache); this module only writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import save_file
+
+from harness import data as data_mod
+from harness import tiny
+from harness.errors import UplabError
+from harness.runs.spec import SCHEMA, Checkpoint, RunSpec, Scratch
+from harness.train import train
+
+PACKAGES = ("torch", "transformers", "peft", "accelerate", "safetensors", "numpy", "mergekit", "uplab")
+
+
+def snapshot_name(step: int) -> str:
+    return f"step-{step:06d}.safetensors"
+
+
+def versions() -> dict[str, str | None]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    # torch's own string names its build (+cpu, +cu130), which the wheel metadata may not
+    out.update(torch=torch.__version__, cuda=torch.version.cuda)
+    return out
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+def tokenizer_for(base):
+    """Bytes for tiny presets and tiny checkpoints; the checkpoint's own tokenizer otherwise."""
+    root = base.root() if isinstance(base, RunSpec) else base
+    if isinstance(root, Scratch):
+        return data_mod.ByteTokenizer()
+    p = Path(root.path).expanduser()
+    if (p / "uplab_tiny.json").exists():
+        return data_mod.ByteTokenizer()
+    if not any((p / f).exists() for f in TOKENIZER_FILES):
+        # a tiny model saved elsewhere (an upscale of one, say): the byte vocabulary gives it away
+        cfg = json.loads((p / "config.json").read_text()) if (p / "config.json").is_file() else {}
+        if cfg.get("vocab_size") == tiny.VOCAB_SIZE and cfg.get("bos_token_id") == tiny.BOS_ID:
+            return data_mod.ByteTokenizer()
+    return data_mod.load_tokenizer(p)
+
+
+def load_checkpoint(path: str):
+    from transformers import AutoModelForCausalLM
+
+    p = Path(path).expanduser()
+    if not (p / "config.json").is_file():
+        raise UplabError(f"base checkpoint {str(p)!r} has no config.json; pass a local HF model folder")
+    try:
+        return AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise UplabError(f"cannot load base checkpoint {str(p)!r}: {str(e).splitlines()[0]}") from None
+
+
+def load_base(base, cache_dir: Path, progress: bool = False):
+    """The base as an fp32 HF model: a fresh preset, a local checkpoint, or a cached run's last snapshot."""
+    if isinstance(base, Scratch):
+        return tiny.build(tiny.preset(base.preset), base.seed)
+    if isinstance(base, Checkpoint):
+        return load_checkpoint(base.path)
+    from harness.runs.cache import get_or_run
+
+    return get_or_run(base, cache_dir, progress=progress).model()
+
+
+def apply_plan(model, plan_yaml: str):
+    """The one call into the upscale builder: (a new upscaled model, the plan's layer map)."""
+    from harness.build.native import upscale_model
+    from harness.plan import check_depth, parse_plan
+
+    plan = parse_plan(plan_yaml, origin="run spec plan")
+    depth = model.config.num_hidden_layers
+    check_depth(plan, depth)
+    return upscale_model(model, plan), plan.layer_map(depth, model.config.model_type)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, sort_keys=True))
+    _fsync(path)
+
+
+def execute(spec: RunSpec, out: Path, cache_dir: Path, *, progress: bool = False, callbacks=(),
+            on_write: Callable[[Path], None] | None = None) -> dict:
+    """Train `spec` and write its artifacts into the existing folder `out`; returns the metrics."""
+    started = time.time()
+    model = load_base(spec.base, cache_dir, progress)
+    source_layers = model.config.num_hidden_layers
+    roles = ["orig"] * source_layers
+    if spec.plan is not None:
+        model, layer_map = apply_plan(model, spec.plan)
+        roles = layer_map.roles()
+    tok = tokenizer_for(spec.base)
+    train_set, eval_sets = data_mod.load(spec.data, tok)
+
+    def sink(step: int, state: dict[str, torch.Tensor]) -> None:
+        f = out / snapshot_name(step)
+        # One metadata key: safetensors writes a map's keys in hash order, and the same run
+        # should give the same bytes.
+        save_file(state, str(f), metadata={"uplab": json.dumps({"run": spec.key, "step": step})})
+        _fsync(f)
+        if on_write is not None:  # test hook: lets a test kill the process mid-write
+            on_write(f)
+
+    metrics = train(model, spec, train_set, eval_sets, pad_id=tok.pad_id, sink=sink,
+                    progress=progress, callbacks=callbacks)
+    model.config.to_json_file(str(out / "config.json"))
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "spec.json", {
+        "schema": SCHEMA, "key": spec.key, "seed": spec.seed, "spec": spec.model_dump(mode="json"),
+        "base_key": spec.base.key if isinstance(spec.base, RunSpec) else None,
+        "source_layers": source_layers, "layers": model.config.num_hidden_layers, "roles": roles,
+        "tokenizer": tok.name, "versions": versions(), "device": metrics["device"],
+        "mixed_precision": metrics["mixed_precision"], "torch_threads": torch.get_num_threads(),
+        "argv": sys.argv[:3], "started": started, "finished": time.time(),
+    })
+    return metrics

@@ -1,0 +1,158 @@
+"""Run specs: a stable content hash that every field reaches, JSON round trips, clear errors;
+and the chain base → plan → fine-tune through the cache."""
+
+import pytest
+import torch
+
+from harness.data import DataSpec, Local, Synthetic
+from harness.errors import UplabError
+from harness.runs import (Checkpoint, RunSpec, Scratch, finetune, get_or_run, make, tiny_base)
+from harness.train import Freeze, Full, Lora
+
+torch.set_num_threads(1)
+
+
+def reference() -> RunSpec:
+    return make(base=Scratch(seed=3), data=DataSpec.synthetic("target", size=256), steps=10)
+
+
+# Provenance: print(reference().key) when SCHEMA "uplab.run/1" and tasks.VERSION 3 were set.
+# A change means every cached run is orphaned: that is only right together with a SCHEMA bump.
+PINNED_KEY = "f5d0745eae20e658320dcb4d9e57cce3bd32726446bc13ff563ae16ea6f26eb8"
+
+
+def test_hash_is_stable_and_pinned():
+    assert reference().key == reference().key == PINNED_KEY
+    assert len({reference(), reference()}) == 1  # hashable, equal by content
+
+
+# One changed value per field; the coverage assertion makes a new field fail until it is added.
+CHANGES = {
+    "base": Scratch(seed=4),
+    "plan": "merge_method: passthrough\n",
+    "data": DataSpec.synthetic("target", size=512),
+    "mode": Lora(),
+    "steps": 11,
+    "epochs": None,  # paired with steps below
+    "lr": 2e-3,
+    "schedule": "constant",
+    "warmup": 0.0,
+    "min_lr": 0.0,
+    "weight_decay": 0.1,
+    "grad_clip": None,
+    "seed": 1,
+    "snapshots": (0,),
+    "snapshot_epochs": False,
+    "track": ("*.o_proj.weight",),
+    "precision": "fp32",
+}
+NESTED = {
+    "data.train.seed": DataSpec(train=Synthetic(domain="target", size=256, seed=1)),
+    "data.evals": DataSpec(train=Synthetic(domain="target", size=256), evals={}),
+    "data.eval_size": DataSpec.synthetic("target", size=256, eval_size=128),
+    "data.batch_size": DataSpec.synthetic("target", size=256, batch_size=16),
+    "data.max_len": DataSpec.synthetic("target", size=256, max_len=32),
+    "data.train_on": DataSpec.synthetic("target", size=256, train_on="all"),
+    "data.train.domain": DataSpec.synthetic("original", size=256),
+    "data.local": DataSpec(train=Local(path="/data/x.txt")),
+    "base.preset": Scratch(preset="tiny-llama", seed=3),
+    "base.path": Checkpoint(path="/models/x"),
+    "base.run": reference(),
+}
+
+
+def test_every_field_changes_the_hash():
+    assert set(CHANGES) | {"kind"} == set(RunSpec.model_fields), "add the new field to CHANGES"
+    ref = reference()
+    keys = {ref.key}
+    for field, value in CHANGES.items():
+        extra = {"epochs": 2, "steps": None} if field == "epochs" else {}
+        keys.add(ref.model_copy(update={field: value, **extra}).key)
+    for name, value in NESTED.items():
+        field = name.split(".")[0]
+        keys.add(make(**{**ref.model_dump(exclude={"kind"}, round_trip=True), field: value}).key)
+    for mode in (Lora(r=4), Lora(alpha=8), Lora(targets=("o_proj",)), Lora(layers=(1,)), Lora(dropout=0.1),
+                 Freeze(layers=(0,)), Freeze(layers=(0,), embeddings=False), Full()):
+        keys.add(make(**{**ref.model_dump(exclude={"kind", "mode"}, round_trip=True), "mode": mode}).key)
+    assert len(keys) == 1 + len(CHANGES) + len(NESTED) + 8 - 1  # Full() is the default
+
+
+def test_json_round_trip_keeps_identity():
+    spec = finetune(tiny_base(2), plan="merge_method: passthrough\n", mode=Lora(r=4, layers=(1, 2)),
+                    track=("*.o_proj.weight",))
+    back = RunSpec.from_json(spec.canonical())
+    assert back == spec and back.key == spec.key and back.base.key == spec.base.key
+    assert isinstance(back.mode, Lora) and back.root() == Scratch(seed=2)
+    assert RunSpec.from_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize("fields, match", [
+    (dict(steps=None), "exactly one of steps and epochs"),
+    (dict(epochs=2), "exactly one of steps and epochs"),
+    (dict(lr=-1.0), r"at lr: Input should be greater than 0"),
+    (dict(snapshots=(-1,)), "snapshot steps must be >= 0"),
+    (dict(mode={"kind": "dora"}), "at mode"),
+    (dict(colour="red"), "at colour"),
+])
+def test_invalid_specs_are_one_line(fields, match):
+    base = dict(base=Scratch(), data=DataSpec.synthetic("target"), steps=3)
+    with pytest.raises(UplabError, match=match) as e:
+        make(**{**base, **fields})
+    assert "\n" not in str(e.value)
+
+
+def test_defaults_read_as_documented():
+    base, ft = tiny_base(5), finetune(tiny_base(5))
+    assert base.base == Scratch(seed=5) and base.seed == 5 and base.data.train.domain == "original"
+    assert ft.base == base and ft.seed == 5 and ft.data.train.domain == "target" and ft.epochs == 1
+    assert ft.snapshots == (0,) and ft.plan is None and ft.mode == Full()
+
+
+# --- the chain through the cache -------------------------------------------------------------
+
+
+def small(**kw):
+    return DataSpec.synthetic(kw.pop("domain"), size=64, batch_size=16, eval_size=32, **kw)
+
+
+def test_upscale_starts_as_the_base_and_bases_are_shared(tmp_path):
+    from harness.strategies import contiguous
+
+    base = tiny_base(0, steps=8, data=small(domain="original"))
+    plan = contiguous(4, 6, num_layers=8, copies=2).text
+    up = get_or_run(finetune(base, plan=plan, steps=2, data=small(domain="target")), tmp_path)
+    b = get_or_run(base, tmp_path)
+    assert up.info["source_layers"] == 8 and up.info["layers"] == 12 and up.info["base_key"] == base.key
+    assert "".join("X" if r == "dup" else "0" for r in up.info["roles"]) == "000000XXXX00"
+    # the zeroed duplicates make the upscale compute the base's function: same held-out loss
+    for name in ("original", "target"):
+        assert up.scores(0)[name]["loss"] == pytest.approx(b.scores()[name]["loss"], abs=1e-5)
+    w0 = up.state_dict(0)
+    assert all(float(w0[f"model.layers.{i}.self_attn.o_proj.weight"].abs().sum()) == 0 for i in range(6, 10))
+    assert float(w0["model.layers.5.self_attn.o_proj.weight"].abs().sum()) > 0
+    assert up.model().config.num_hidden_layers == 12
+    entries = lambda: sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    before = entries()
+    get_or_run(finetune(base, plan=plan, steps=2, lr=1e-3, data=small(domain="target")), tmp_path)
+    assert len(entries()) == len(before) + 1  # a new fine-tune, the same base entry
+    with pytest.raises(UplabError, match="reaches past the source's 8 layers"):
+        get_or_run(finetune(base, plan=contiguous(4, 9, num_layers=9).text, steps=1, data=small(domain="target")),
+                   tmp_path)
+
+
+def test_checkpoint_bases_find_their_tokenizer(tmp_path):
+    from harness import tiny
+    from harness.data import ByteTokenizer
+    from harness.runs.runner import load_base, tokenizer_for
+
+    tiny.build(tiny.PRESETS["tiny"], 0).save_pretrained(tmp_path / "bare")  # no uplab_tiny.json
+    assert isinstance(tokenizer_for(Checkpoint(path=str(tmp_path / "bare"))), ByteTokenizer)
+    assert load_base(Checkpoint(path=str(tmp_path / "bare")), tmp_path).config.num_hidden_layers == 8
+    big = tiny.TinySpec(num_layers=2)
+    model = tiny.build(big, 0)
+    model.config.vocab_size = 1000  # not the byte vocabulary, and no tokenizer files
+    model.config.save_pretrained(tmp_path / "other")
+    with pytest.raises(UplabError, match="no usable tokenizer"):
+        tokenizer_for(Checkpoint(path=str(tmp_path / "other")))
+    with pytest.raises(UplabError, match="has no config.json"):
+        load_base(Checkpoint(path=str(tmp_path / "nowhere")), tmp_path)
