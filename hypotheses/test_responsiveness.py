@@ -1,0 +1,53 @@
+"""Duplicates change more than originals.
+
+Seed: "The duplicated layers seem to be playing catch up with the original layers ... they are
+more responsive to training than the original layers" (Sample B of the model card).
+
+Operationalisation: per training run (seed), fine-tune the upscale on the target domain and take
+the relative weight change rel = ‖ΔW‖/‖W₀‖ from the upscale as built (step 0) to the end, over
+the modules a duplicate keeps at full scale (q, k, v, gate, up and both norms; o_proj/down_proj
+start at 0 where rel is undefined). Effect: log(mean rel over dup layers / mean rel over orig
+layers). Claimed direction: > 0.
+
+Refuted if the CI of the mean log-ratio lies wholly below 0: originals change more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fixtures.experiments import deltas, layer_map
+from fixtures.params import strategy_params
+from harness.heatmap import plot_deltas
+
+FULL_SCALE = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "input_layernorm",
+              "post_attention_layernorm")
+
+
+def dup_orig_log_ratio(rows, lm) -> float:
+    roles = {e.index: e.role for e in lm.layers}
+    by_role = {"dup": [], "orig": []}
+    for r in rows:
+        if r.layer is not None and r.module in FULL_SCALE and r.rel is not None:
+            by_role[roles[r.layer]].append(r.rel)
+    return math.log((sum(by_role["dup"]) / len(by_role["dup"]))
+                    / (sum(by_role["orig"]) / len(by_role["orig"])))
+
+
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
+def test_dups_more_responsive(scale, strategy, lab, seeds, claim):
+    lm = layer_map(strategy)
+    runs = [lab.upscaled(seed, strategy) for seed in seeds]
+    per_run = [deltas(run, lm) for run in runs]
+    effects = [dup_orig_log_ratio(rows, lm) for rows in per_run]
+    claim.check(
+        id="dups_more_responsive",
+        statement="Duplicated layers change more in fine-tuning than original layers.",
+        method="log(mean rel change of dup / orig layers), full-scale modules, step 0 -> end; "
+               "sign-flip test over seeds",
+        effects=effects, direction="greater", runs=[r.spec.key for r in runs], seeds=seeds,
+        plots={f"rel change, seed {seeds[0]} ({strategy})":
+               plot_deltas(per_run[0], metric="rel", layer_map=lm)},
+    )
