@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from harness import strategies
-from harness.commands._common import positive_int
+from harness.commands._common import int_at_least, positive_int
 
 
-def _nonneg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a layer index >= 0, got {value}")
-    return value
+_nonneg = int_at_least(0)
 
 
 def register(sub) -> None:
