@@ -14,6 +14,7 @@ Everything is deterministic given `seed`.
 from harness.stats.breaks import Break, break_at_boundaries
 from harness.stats.decide import decide, decide_paired, decide_rows
 from harness.stats.decision import Decision, verdict_rule
+from harness.stats.equivalence import decide_equivalence
 from harness.stats.holm import adjust, holm
 from harness.stats.power import Power, power
 from harness.stats.robust import robust_z
@@ -24,6 +25,6 @@ from harness.stats.within_run import within_run
 
 __all__ = [
     "Break", "Decision", "Power", "Saturation", "Trend",
-    "adjust", "break_at_boundaries", "decide", "decide_paired", "decide_rows", "holm",
+    "adjust", "break_at_boundaries", "decide", "decide_equivalence", "decide_paired", "decide_rows", "holm",
     "power", "robust_z", "saturation", "signflip_p", "trend", "verdict_rule", "within_run",
 ]

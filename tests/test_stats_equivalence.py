@@ -1,0 +1,47 @@
+"""TOST equivalence decision (harness.stats.decide_equivalence): verdicts, margin encoding, inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.stats import decide_equivalence
+from harness.stats.equivalence import tost_p
+
+
+def test_tight_effects_inside_the_margin_are_equivalent():
+    x = np.array([0.01, -0.02, 0.015, -0.005, 0.0, 0.02, -0.01, 0.005])
+    d = decide_equivalence(x, sesoi=0.1)
+    assert d.verdict == "supported"
+    assert d.p == pytest.approx(1 / 256)  # every run inside the margin: the exact minimum
+    assert d.effect == pytest.approx(0.1 - abs(x.mean()))
+    assert d.ci_low <= d.effect <= d.ci_high
+
+
+def test_a_difference_beyond_the_margin_refutes_equivalence():
+    x = np.linspace(0.25, 0.35, 8)
+    d = decide_equivalence(x, sesoi=0.1)
+    assert d.verdict == "refuted"
+    assert d.ci_high < 0
+
+
+def test_noisy_effects_are_inconclusive():
+    x = np.array([0.3, -0.3, 0.25, -0.2, 0.1, -0.35, 0.2, -0.1])
+    assert decide_equivalence(x, sesoi=0.1).verdict == "inconclusive"
+
+
+def test_tost_p_is_the_larger_one_sided_p():
+    x = np.array([0.09, 0.08, 0.095, 0.07, 0.085, 0.06, 0.09, 0.05])  # all inside, near +sesoi
+    assert tost_p(x, 0.1) == pytest.approx(1 / 256)
+    assert tost_p(x, 0.07) > 0.05  # the upper test fails once the margin is passed
+
+
+def test_holm_adjustment_can_only_weaken_it():
+    d = decide_equivalence(np.full(8, 0.0) + np.arange(8) * 1e-3, sesoi=0.1)
+    assert d.with_p_adj(0.5).verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("sesoi", [0.0, -1.0, float("nan")])
+def test_the_margin_must_be_positive(sesoi):
+    with pytest.raises(ValueError, match="margin"):
+        decide_equivalence([0.0, 0.1, 0.2], sesoi=sesoi)
