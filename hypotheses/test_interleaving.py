@@ -23,7 +23,7 @@ from fixtures.effects_function import coefficient_of_variation, final, per_layer
 from fixtures.experiments import deltas, layer_map
 from fixtures.params import scales
 from harness.plots import new_figure
-from hypotheses.test_responsiveness import FULL_SCALE
+from fixtures.effects_patterns import FULL_SCALE
 
 STRATEGIES = ("interleaved", "contiguous")
 

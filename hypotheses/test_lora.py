@@ -25,7 +25,7 @@ from fixtures.experiments import deltas, layer_map
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 from harness.plots import new_figure
-from hypotheses.test_responsiveness import dup_orig_log_ratio
+from fixtures.effects_patterns import dup_orig_log_ratio
 
 
 def retention_plot(columns, seeds):

@@ -14,26 +14,12 @@ Refuted if the CI of the mean log-ratio lies wholly below 0: originals change mo
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
+from fixtures.effects_patterns import dup_orig_log_ratio
 from fixtures.experiments import deltas, layer_map
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
-
-FULL_SCALE = ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "input_layernorm",
-              "post_attention_layernorm")
-
-
-def dup_orig_log_ratio(rows, lm) -> float:
-    roles = {e.index: e.role for e in lm.layers}
-    by_role = {"dup": [], "orig": []}
-    for r in rows:
-        if r.layer is not None and r.module in FULL_SCALE and r.rel is not None:
-            by_role[roles[r.layer]].append(r.rel)
-    return math.log((sum(by_role["dup"]) / len(by_role["dup"]))
-                    / (sum(by_role["orig"]) / len(by_role["orig"])))
 
 
 @pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
