@@ -42,8 +42,10 @@ def hash_label(label) -> int:
     return sum((i + 1) * ord(c) for i, c in enumerate(str(label)))
 
 
-def test_header():
+def test_header_and_simulation_count():
     print(f"\nstats calibration: UPLAB_TEST_SEED={SEED}, n_sim={N_SIM}, alpha={ALPHA}")
+    # the issue asks for >= 1000 simulations per calibration check
+    assert N_SIM >= 1000, f"calibration uses only {N_SIM} simulations"
 
 
 NULLS = {
