@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def save(spec: TinySpec, seed: int, out: str | Path) -> Path:
     model = build(spec, seed)
     model.save_pretrained(out)
     (out / "uplab_tiny.json").write_text(
-        __import__("json").dumps({"spec": asdict(spec), "seed": seed}, indent=2)
+        json.dumps({"spec": asdict(spec), "seed": seed}, indent=2)
     )
     return out
 

@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+from harness import arch as arch_facts
 from harness.checkpoint import read_config
 from harness.errors import UplabError
 from harness.lint import Finding, errors, lint
@@ -61,8 +62,6 @@ def source_facts(plan: Plan, num_layers: int | None, model_type: str | None,
             "pass --num-layers N (or --source PATH to a local checkpoint)"
         )
     config = read_config(path)
-    from harness import arch as arch_facts
-
     facts = arch_facts.get(config.get("model_type", "?"))
     return int(config[facts.layers_key]), model_type or facts.name
 

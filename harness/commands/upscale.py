@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness import arch as arch_facts
 from harness import render
 from harness.checkpoint import read_config
 from harness.commands._common import byte_size, checked, report_findings, source_dir
@@ -34,8 +35,6 @@ def run(args) -> int:
     plan = load_plan(args.config)
     src = source_dir(plan, args.source)
     config = read_config(src)
-    from harness import arch as arch_facts
-
     facts = arch_facts.get(config.get("model_type", "?"))
     report_findings(checked(plan, int(config[facts.layers_key]), facts.name))
     if args.engine == "native":
