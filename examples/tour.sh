@@ -28,4 +28,10 @@ for path in ("up", "up-mk"):
     print(f"{path}: {up.config.num_hidden_layers} layers, max |logit - base logit| = {diff:.2e}")
     assert up.config.num_hidden_layers == 99
 PY
+echo; echo "== train the seed's layout at tiny depth, then diff its first and last snapshot"
+uplab strategy contiguous --start 3 --end 6 --copies 2 --num-layers 8 -o seed-at-tiny.yml
+uplab train --plan seed-at-tiny.yml --cache cache --quiet
+run="$(dirname "$(ls cache/*/step-000064.safetensors | head -n 1)")"
+uplab diff "$run/step-000000.safetensors" "$run/step-000064.safetensors" --plan seed-at-tiny.yml --out diff --quiet
+head -n 3 diff/deltas.csv
 echo "tour ok"
