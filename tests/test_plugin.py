@@ -87,7 +87,9 @@ def test_options_given(uplab, monkeypatch):
 
 def test_header_says_how_the_run_was_configured(uplab):
     uplab.makepyfile("def test_x(): pass")
-    uplab.runpytest("--seeds", "10", "--alpha", "0.01").stdout.fnmatch_lines([
+    result = uplab.runpytest("--seeds", "10", "--alpha", "0.01")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
         "uplab: scale tiny (parametrized tests: every scale), seeds 0..9 (--seeds 10), alpha 0.01, "
         f"run cache {uplab.path / '.uplab-cache'}, report {uplab.path / 'reports' / 'out'}"])
 
@@ -210,6 +212,7 @@ def test_at_option_scale(scale):
 def test_param_ids_read_scale_then_case(uplab):
     uplab.makepyfile(PARAM_TESTS)
     result = uplab.runpytest("--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
         "*::test_x[[]tiny-contiguous[]]", "*::test_x[[]tiny-interleaved[]]",
         "*::test_x[[]small-contiguous[]]", "*::test_x[[]small-interleaved[]]",
