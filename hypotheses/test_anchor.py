@@ -26,11 +26,10 @@ from __future__ import annotations
 import pytest
 
 from fixtures.effects_function import heldout, loss, skip_rise
-from fixtures.experiments import layer_map
+
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 
-MATCHED = 4  # output index of the matched original in the contiguous upscale (source 4)
 
 
 def rises_plot(up_rises, normal_rises, lm, anchor, seed):
@@ -49,17 +48,21 @@ def rises_plot(up_rises, normal_rises, lm, anchor, seed):
     return fig
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_anchor_holds_slice(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lab.needs("target")
+    lm = lab.layer_map(strategy)
     anchor = lm.anchor_of(lm.indices("dup")[0])
-    assert lm.layers[MATCHED].role == "orig" and MATCHED != anchor, "matched original must be an orig non-anchor"
+    matched = anchor - 1  # the orig layer just before the anchor (tiny: output 4, source 4)
+    sources = {lm.source_of(i) for i in lm.indices("dup")}
+    assert lm.layers[matched].role == "orig" and lm.source_of(matched) in sources, \
+        "the matched original must be an orig layer that the slices also copy"
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
     effects = []
     for run in runs:
         model, target = run.model(), heldout(run, "target")
         before = loss(model, target)
-        effects.append(skip_rise(model, target, [anchor], before) - skip_rise(model, target, [MATCHED], before))
+        effects.append(skip_rise(model, target, [anchor], before) - skip_rise(model, target, [matched], before))
     # reference for the caveat: per-layer rises in the upscale and the normal fine-tune, first seed
     up_model, normal = runs[0].model(), lab.normal(seeds[0])
     normal_model = normal.model()
@@ -78,9 +81,9 @@ def test_anchor_holds_slice(scale, strategy, lab, seeds, claim):
         statement="Skipping the original layer right before a duplicated slice (the anchor) hurts "
                   "the fine-tuned upscale more than skipping a matched original layer.",
         method=f"contiguous upscale after fine-tune; held-out target loss rise from skipping the "
-               f"anchor (output {anchor}) − from skipping the matched original (output {MATCHED}); "
+               f"anchor (output {anchor}) − from skipping the matched original (output {matched}); "
                "sign-flip test over seeds",
-        effects=effects, direction="greater", seeds=seeds, runs=[r.spec.key for r in runs],
+        effects=effects, direction="greater", seeds=seeds, runs=[r.key for r in runs],
         plots={f"target loss rise per skipped layer, seed {seeds[0]}":
                rises_plot(up_rises, normal_rises, lm, anchor, seeds[0])},
     )

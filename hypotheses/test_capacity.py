@@ -16,7 +16,7 @@ import pytest
 from fixtures.params import strategy_params
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
 def test_upscale_room(scale, strategy, lab, seeds, claim):
     normal = [lab.normal(seed) for seed in seeds]
     upscaled = [lab.upscaled(seed, strategy) for seed in seeds]
@@ -28,5 +28,5 @@ def test_upscale_room(scale, strategy, lab, seeds, claim):
                   "fine-tuned without upscaling.",
         method="held-out target loss at the end, upscale − normal, paired by seed; sign-flip test",
         effects=effects, direction="less", seeds=seeds,
-        runs=[r.spec.key for r in normal + upscaled],
+        runs=[r.key for r in normal + upscaled],
     )

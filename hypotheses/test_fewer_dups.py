@@ -8,7 +8,8 @@ original layers?"
 Operationalisation: per seed, two upscales of the same base, fine-tuned alike (1 epoch, lr
 3e-4): `single` (layer 3 duplicated once, right after itself) and a five-layer block (layers
 1–5 duplicated once after layer 5, `strategies.contiguous(1, 6, copies=1)`: it contains layer 3
-and ends where the seed's range ends at tiny depth). Fill per duplicate = mean over the
+and ends where the seed's range ends at tiny depth; at other depths the five layers end where the
+seed's range ends, or start at the single's layer when that would leave it out). Fill per duplicate = mean over the
 duplicates of ‖W_end‖ / ‖W_source‖ of the zeroed o_proj and down_proj. Effect: fill(single) −
 fill(five), paired by seed. Claimed direction: > 0.
 
@@ -25,14 +26,20 @@ import numpy as np
 import pytest
 
 from fixtures.effects_time import mean_fill, role_of
-from fixtures.experiments import TINY_DEPTH, deltas, layer_map, plan_for
+from fixtures.experiments import deltas, seed_layout_range
 from fixtures.params import scale_grid
 from harness import strategies
 from harness.plots import new_figure
 
-FIVE = strategies.contiguous(1, 6, num_layers=TINY_DEPTH, copies=1)
-CASES = {"single": plan_for("single"), "five": FIVE}
+CASES = ("single", "five")
 EARLY = 16  # a default snapshot before the fill levels off
+
+
+def five_block(depth: int):
+    """Five layers duplicated once: ending where the seed's range ends, holding the single's layer."""
+    start, end = seed_layout_range(depth)
+    first = end - 5 if end - 5 <= start else start
+    return strategies.contiguous(max(first, 0), max(first, 0) + 5, num_layers=depth, copies=1)
 
 
 def orig_rel(rows, lm) -> float:
@@ -52,15 +59,18 @@ def paired_plot(panels, seeds):
     return fig
 
 
-@pytest.mark.parametrize("scale, pair", scale_grid({"single-vs-five": CASES}, names=["tiny"]))
+@pytest.mark.parametrize("scale, pair", scale_grid({"single-vs-five": CASES}))
 def test_fewer_dups_fill_faster(scale, pair, lab, seeds, claim):
-    maps = {name: plan.layer_map(TINY_DEPTH) for name, plan in pair.items()}
+    lab.needs_training("upscales of two layouts")
+    pair = {"single": lab.plan("single"), "five": five_block(lab.setting.depth)}
+    maps = {name: lab.map_of(plan) for name, plan in pair.items()}
     runs = {name: [lab.finetuned(seed, plan) for seed in seeds] for name, plan in pair.items()}
     rows = {name: [deltas(r, maps[name]) for r in runs[name]] for name in pair}
     fill = {name: [mean_fill(x) for x in rows[name]] for name in pair}
     early = {name: [mean_fill(deltas(r, maps[name], 0, EARLY)) for r in runs[name]] for name in pair}
     spill = {name: [orig_rel(x, maps[name]) for x in rows[name]] for name in pair}
-    kept = {name: [r.scores()["original"]["loss"] for r in runs[name]] for name in pair}
+    kept = {name: [r.scores().get("original", {}).get("loss", float("nan")) for r in runs[name]]
+            for name in pair}
     effects = [a - b for a, b in zip(fill["single"], fill["five"])]
     claim.check(
         id="fewer_dups_fill_faster",
@@ -78,7 +88,7 @@ def test_fewer_dups_fill_faster(scale, pair, lab, seeds, claim):
                         "16) the lone duplicate is even behind (-0.0089, CI [-0.0118, -0.0056]). "
                         "What differs is spill: originals change more with one duplicate "
                         "(mean rel +0.0095, CI [+0.0077, +0.0115])"},
-        runs=[r.spec.key for name in pair for r in runs[name]],
+        runs=[r.key for name in pair for r in runs[name]],
         plots={"fill, spill and retention: single vs five": paired_plot({
             "fill per duplicate (end)": (fill["single"], fill["five"]),
             f"fill per duplicate (step {EARLY})": (early["single"], early["five"]),

@@ -26,7 +26,7 @@ from harness.heatmap import plot_deltas
 THRESHOLD = 3.0  # robust z beyond which a layer counts as an outlier (the registry's "> 3")
 
 
-@pytest.mark.parametrize("scale", scales(["tiny"]))
+@pytest.mark.parametrize("scale", scales())
 def test_first_layers_outliers(scale, lab, seeds, claim):
     runs = [lab.normal(seed) for seed in seeds]
     per_run = [deltas(run, None) for run in runs]
@@ -37,7 +37,7 @@ def test_first_layers_outliers(scale, lab, seeds, claim):
                   "in some module type.",
         method="per module: min robust z (median/MAD of layers 2..L-1) of rel change of layers 0 "
                "and 1; max over modules, minus 3; sign-flip test over seeds",
-        effects=effects, direction="greater", runs=[r.spec.key for r in runs], seeds=seeds,
+        effects=effects, direction="greater", runs=[r.key for r in runs], seeds=seeds,
         expected={"tiny": "refuted"},
         reason={"tiny": "8 seeds at tiny: max over modules of min(z0, z1) − 3 = -4.83, 95% CI "
                         "[-5.55, -4.26], p = 1.0, n = 8: layers 0-1 change LESS than the rest "

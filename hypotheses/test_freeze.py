@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.effects_function import final, freeze_originals, rise
-from fixtures.experiments import layer_map
+
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 
@@ -36,9 +36,10 @@ def tradeoff_plot(frozen, full, seeds):
     return fig
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_freeze_originals(scale, strategy, lab, seeds, claim):
-    mode = freeze_originals(layer_map(strategy))
+    lab.needs("original")
+    mode = freeze_originals(lab.layer_map(strategy))
     frozen = [lab.upscaled(seed, strategy, mode=mode) for seed in seeds]
     full = [lab.upscaled(seed, strategy) for seed in seeds]
     effects = [rise(a) - rise(b) for a, b in zip(frozen, full)]
@@ -51,6 +52,6 @@ def test_freeze_originals(scale, strategy, lab, seeds, claim):
                "fine-tune; original loss rise (end − step 0), frozen − full, paired by seed; sign-flip "
                f"test. Target loss frozen − full, reported: mean {sum(target) / len(target):+.4g}, per "
                "seed " + ", ".join(f"{t:+.3g}" for t in target),
-        effects=effects, direction="less", seeds=seeds, runs=[r.spec.key for r in frozen + full],
+        effects=effects, direction="less", seeds=seeds, runs=[r.key for r in frozen + full],
         plots={"target loss vs original loss rise, per seed": tradeoff_plot(frozen, full, seeds)},
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import FROZEN_NORMAL, final, rise
+from fixtures.effects_function import final, frozen_normal, rise
 from fixtures.params import strategy_params
 from harness.plots import effects_strip
 from harness.stats import decide_equivalence
@@ -36,9 +36,11 @@ from harness.stats import decide_equivalence
 SESOI = 0.1  # nats/token of held-out original-domain loss; see the module docstring
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_freezing_replicates_effect(scale, strategy, lab, seeds, alpha, claim):
-    frozen = [lab.normal(seed, mode=FROZEN_NORMAL) for seed in seeds]
+    lab.needs("original")
+    mode = frozen_normal(lab.layer_map(strategy))
+    frozen = [lab.normal(seed, mode=mode) for seed in seeds]
     upscaled = [lab.upscaled(seed, strategy) for seed in seeds]
     effects = [rise(f) - rise(u) for f, u in zip(frozen, upscaled)]
     decision = decide_equivalence(effects, sesoi=SESOI, alpha=alpha)
@@ -56,11 +58,11 @@ def test_freezing_replicates_effect(scale, strategy, lab, seeds, alpha, claim):
                         "frozen − upscale, mean +0.365)."},
         statement="A normal model fine-tuned with layers frozen retains the original domain as well "
                   "as the upscale does (equivalent within the smallest effect of interest).",
-        method=f"original loss rise (end − step 0), normal with layers {list(FROZEN_NORMAL.layers)} frozen "
+        method=f"original loss rise (end − step 0), normal with layers {list(mode.layers)} frozen "
                f"− {strategy} upscale, paired by seed; TOST equivalence within ±{SESOI:g} nats/token "
                f"(sign-flip). Effect shown as margin sesoi − |mean|. Target loss frozen − upscale, "
                f"reported: mean {sum(target) / len(target):+.4g}",
-        effects=effects, seeds=seeds, sesoi=SESOI, runs=[r.spec.key for r in frozen + upscaled],
+        effects=effects, seeds=seeds, sesoi=SESOI, runs=[r.key for r in frozen + upscaled],
         plots={"per-seed differences (frozen normal − upscale)": effects_strip(
             effects, seeds=seeds, sesoi=SESOI, effect=mean,
             title="freezing_replicates_effect at tiny: equivalence within ±SESOI",

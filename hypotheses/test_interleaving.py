@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.effects_function import coefficient_of_variation, final, per_layer_mean_rel
-from fixtures.experiments import deltas, layer_map
+from fixtures.experiments import deltas
 from fixtures.params import scales
 from harness.plots import new_figure
 from fixtures.effects_patterns import FULL_SCALE
@@ -46,9 +46,9 @@ def profile_plot(profiles, seed):
     return fig
 
 
-@pytest.mark.parametrize("scale", scales(["tiny"]))
+@pytest.mark.parametrize("scale", scales())
 def test_interleaved_more_balanced(scale, lab, seeds, claim):
-    maps = {s: layer_map(s) for s in STRATEGIES}
+    maps = {s: lab.layer_map(s) for s in STRATEGIES}
     runs = {s: [lab.upscaled(seed, s) for seed in seeds] for s in STRATEGIES}
     cvs = {s: [dup_cv(r, maps[s]) for r in runs[s]] for s in STRATEGIES}
     effects = [a[0] - b[0] for a, b in zip(cvs["interleaved"], cvs["contiguous"])]
@@ -72,7 +72,7 @@ def test_interleaved_more_balanced(scale, lab, seeds, claim):
                f"interleaved − contiguous, reported: mean {sum(target_gap) / len(target_gap):+.4g}, "
                "per seed " + ", ".join(f"{g:+.3g}" for g in target_gap),
         effects=effects, direction="less", seeds=seeds,
-        runs=[r.spec.key for s in STRATEGIES for r in runs[s]],
+        runs=[r.key for s in STRATEGIES for r in runs[s]],
         plots={f"duplicate-layer change profile, seed {seeds[0]}":
                profile_plot({s: cvs[s][0][1] for s in STRATEGIES}, seeds[0])},
     )

@@ -38,8 +38,9 @@ def cost_plot(orig_change, target_change, seeds):
     return fig
 
 
-@pytest.mark.parametrize("scale", scales(["tiny"]))
+@pytest.mark.parametrize("scale", scales())
 def test_merge_back_first_layers(scale, lab, seeds, claim):
+    lab.needs("original")
     runs = [lab.normal(seed) for seed in seeds]
     orig_change, target_change = [], []
     for run in runs:
@@ -55,6 +56,6 @@ def test_merge_back_first_layers(scale, lab, seeds, claim):
         method="normal fine-tune; held-out original loss with layers 0-1 reset to step 0 − without; "
                f"sign-flip test. Target cost (after − before), reported: mean {mean_cost:+.4g}, per seed "
                + ", ".join(f"{c:+.3g}" for c in target_change),
-        effects=orig_change, direction="less", seeds=seeds, runs=[r.spec.key for r in runs],
+        effects=orig_change, direction="less", seeds=seeds, runs=[r.key for r in runs],
         plots={"original gain vs target cost of the reset, per seed": cost_plot(orig_change, target_change, seeds)},
     )

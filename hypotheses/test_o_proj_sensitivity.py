@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import dup_fill_log_ratio
-from fixtures.experiments import deltas, layer_map
+from fixtures.effects_patterns import dup_fill_log_ratio, dup_fill_log_ratios
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 
@@ -33,9 +33,9 @@ REFUTED = {
 }
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
 def test_o_proj_less_sensitive(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lm = lab.layer_map(strategy)
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
     effects = [dup_fill_log_ratio(rows, lm, "o_proj", "down_proj") for rows in per_run]
@@ -44,7 +44,8 @@ def test_o_proj_less_sensitive(scale, strategy, lab, seeds, claim):
         statement="In the duplicated layers, o_proj changes (refills) less than down_proj.",
         method="log(mean fill of o_proj / mean fill of down_proj) over duplicate layers, fill = "
                "‖W‖/‖W_src‖ at the end of the fine-tune; sign-flip test over seeds",
-        effects=effects, direction="less", runs=[r.spec.key for r in runs], seeds=seeds,
+        effects=effects, direction="less", runs=[r.key for r in runs], seeds=seeds,
+        within=(dup_fill_log_ratios(per_run[0], lm),),
         expected={"tiny": "refuted"}, reason={"tiny": REFUTED[strategy]},
         plots={f"fill of the zeroed modules, seed {seeds[0]} ({strategy})":
                plot_deltas(per_run[0], metric="fill", layer_map=lm)},

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import role_mean_log_ratio
-from fixtures.experiments import deltas, layer_map
+from fixtures.effects_patterns import layer_log_means, role_mean_log_ratio
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 
 MODULE = "post_attention_layernorm"
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
 def test_post_norm_moves_in_dups(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lm = lab.layer_map(strategy)
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
     effects = [role_mean_log_ratio(rows, lm, MODULE) for rows in per_run]
@@ -35,7 +35,8 @@ def test_post_norm_moves_in_dups(scale, strategy, lab, seeds, claim):
                   "original ones.",
         method="log(mean rel change of post_attention_layernorm, dup / orig layers), step 0 -> "
                "end; sign-flip test over seeds",
-        effects=effects, direction="greater", runs=[r.spec.key for r in runs], seeds=seeds,
+        effects=effects, direction="greater", runs=[r.key for r in runs], seeds=seeds,
+        within=layer_log_means(per_run[0], lm, [MODULE]),
         plots={f"rel change, seed {seeds[0]} ({strategy})":
                plot_deltas(per_run[0], metric="rel", layer_map=lm)},
     )

@@ -20,7 +20,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.effects_patterns import FULL_SCALE, change_profile, plot_profiles, roughness
-from fixtures.experiments import deltas, layer_map
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 
@@ -32,9 +32,9 @@ INCONCLUSIVE_CONTIGUOUS = (
     "docstring), so this is not evidence of no effect.")
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
 def test_upscale_perturbs_profile(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lm = lab.layer_map(strategy)
     normal = [lab.normal(seed) for seed in seeds]
     upscaled = [lab.upscaled(seed, strategy) for seed in seeds]
     normal_profiles = [change_profile(deltas(r, None), FULL_SCALE) for r in normal]
@@ -49,7 +49,7 @@ def test_upscale_perturbs_profile(scale, strategy, lab, seeds, claim):
                "(rel, kept modules scaled to mean 1); upscale − normal, paired by seed; "
                "sign-flip test",
         effects=effects, direction="greater", seeds=seeds,
-        runs=[r.spec.key for r in normal + upscaled],
+        runs=[r.key for r in normal + upscaled],
         expected={"tiny": "inconclusive"} if strategy == "contiguous" else "supported",
         reason={"tiny": INCONCLUSIVE_CONTIGUOUS} if strategy == "contiguous" else None,
         plots={f"rel change, seed {seeds[0]} ({strategy})":

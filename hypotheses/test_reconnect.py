@@ -31,30 +31,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures.effects_time import (EARLY, LONG_STEPS, ablation_cost, direction_cos, dup_zeroed_names,
-                                   half_time, log2_ratio, long_run, mean_fill)
-from fixtures.experiments import deltas, layer_map
+from fixtures.effects_time import (Long, ablation_cost, direction_cos, dup_zeroed_names, half_time,
+                                   log2_ratio, long_run, mean_fill)
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 
-# Ablations at the dense early snapshots and the two epoch ends (enough for the half-time).
-PROBE_STEPS = tuple(sorted(set(EARLY) | {LONG_STEPS // 2, LONG_STEPS}))
+def probe_steps(long: Long) -> tuple[int, ...]:
+    """Ablations at the dense early snapshots and the two epoch ends (enough for the half-time)."""
+    return tuple(sorted(set(long.early) | {long.epoch, long.steps}))
 
 
-def curves(run, lm):
+def curves(run, lm, steps):
     dups = lm.indices("dup")
-    cost = [ablation_cost(run, s, dups) for s in PROBE_STEPS]
-    fill = [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in PROBE_STEPS]
+    cost = [ablation_cost(run, s, dups) for s in steps]
+    fill = [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in steps]
     names = dup_zeroed_names(lm)
-    base, final = run.state_dict(0), run.state_dict(LONG_STEPS)
-    cos = [direction_cos(run.state_dict(s), final, base, names) for s in PROBE_STEPS if s]
+    base, final = run.state_dict(0), run.state_dict(steps[-1])
+    cos = [direction_cos(run.state_dict(s), final, base, names) for s in steps if s]
     return cost, fill, cos
 
 
-def trajectory_plot(per_run, seeds):
+def trajectory_plot(steps, per_run, seeds):
     fig = new_figure(10.0, 3.2)
     ax1, ax2 = fig.subplots(1, 2)
-    x = np.array(PROBE_STEPS[1:])
+    x = np.array(steps[1:])
     for k, (cost, fill, cos) in enumerate(per_run):
         c = f"C{k % 10}"
         ax1.plot(x, np.array(cost[1:]) / cost[-1], "o-", ms=3, color=c, label=str(seeds[k]))
@@ -100,25 +101,29 @@ def norms_plot(run, lm, seed):
     return fig
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_few_steps_reconnect(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lab.needs("target")
+    lab.needs_training("dense early snapshots and per-step norms")
+    lm = lab.layer_map(strategy)
+    steps = probe_steps(Long(lab.epoch_steps))
     runs = [long_run(lab, seed) for seed in seeds]
-    per_run = [curves(r, lm) for r in runs]
-    halves = [(half_time(PROBE_STEPS, cost), half_time(PROBE_STEPS, fill)) for cost, fill, _ in per_run]
+    per_run = [curves(r, lm, steps) for r in runs]
+    halves = [(half_time(steps, cost), half_time(steps, fill)) for cost, fill, _ in per_run]
     effects = [log2_ratio(k_cost, k_fill) for k_cost, k_fill in halves]
-    summary = "; ".join(f"seed {s}: {a:.1f} vs {b:.1f}, cos@8 {p[2][PROBE_STEPS.index(8) - 1]:.2f}"
+    at = 8 if 8 in steps else steps[1]
+    summary = "; ".join(f"seed {s}: {a:.1f} vs {b:.1f}, cos@{at} {p[2][steps.index(at) - 1]:.2f}"
                         for s, (a, b), p in zip(seeds, halves, per_run))
     claim.check(
         id="few_steps_reconnect",
         statement="A few updates reconnect the zeroed duplicates: skipping them costs half its "
                   "final target loss before their zeroed weights are half filled.",
-        method="2 epochs of the contiguous upscale, snapshots 0,1,2,4,8,16,32,64,128; half-time "
+        method=f"2 epochs of the contiguous upscale, snapshots {','.join(map(str, steps))}; half-time "
                "(interpolated step) of the ablation cost (target answer loss, all dups skipped, "
                "minus intact) and of the mean dup o/down fill; log2(cost half-time / fill "
-               f"half-time); sign-flip test over seeds. Half-times (cost vs fill) and cos(W_8, "
+               f"half-time); sign-flip test over seeds. Half-times (cost vs fill) and cos(W_{at}, "
                f"W_final) of dup o/down: {summary}",
-        effects=effects, direction="less", runs=[r.spec.key for r in runs], seeds=seeds,
-        plots={"reconnection vs filling": trajectory_plot(per_run, seeds),
+        effects=effects, direction="less", runs=[r.key for r in runs], seeds=seeds,
+        plots={"reconnection vs filling": trajectory_plot(steps, per_run, seeds),
                f"weight and gradient norms, seed {seeds[0]}": norms_plot(runs[0], lm, seeds[0])},
     )

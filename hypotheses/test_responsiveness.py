@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import dup_orig_log_ratio
-from fixtures.experiments import deltas, layer_map
+from fixtures.effects_patterns import FULL_SCALE, dup_orig_log_ratio, layer_log_means
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
 def test_dups_more_responsive(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lm = lab.layer_map(strategy)
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
     effects = [dup_orig_log_ratio(rows, lm) for rows in per_run]
@@ -33,7 +33,8 @@ def test_dups_more_responsive(scale, strategy, lab, seeds, claim):
         statement="Duplicated layers change more in fine-tuning than original layers.",
         method="log(mean rel change of dup / orig layers), full-scale modules, step 0 -> end; "
                "sign-flip test over seeds",
-        effects=effects, direction="greater", runs=[r.spec.key for r in runs], seeds=seeds,
+        effects=effects, direction="greater", runs=[r.key for r in runs], seeds=seeds,
+        within=layer_log_means(per_run[0], lm, FULL_SCALE),
         plots={f"rel change, seed {seeds[0]} ({strategy})":
                plot_deltas(per_run[0], metric="rel", layer_map=lm)},
     )

@@ -24,22 +24,22 @@ import math
 
 import pytest
 
-from fixtures.effects_time import GRID, cumulative_lr, long_run, mean_fill
-from fixtures.experiments import deltas, layer_map
+from fixtures.effects_time import Long, cumulative_lr, long_run, mean_fill
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 from harness.stats import saturation
 
 
-def fill_curve(run, lm) -> list[float]:
-    return [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in GRID]
+def fill_curve(run, lm, grid) -> list[float]:
+    return [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in grid]
 
 
-def trajectory_plot(curves, times, fits, seeds):
+def trajectory_plot(grid, curves, times, fits, seeds):
     fig = new_figure(9.0, 3.2)
     ax1, ax2 = fig.subplots(1, 2)
     for seed, y, t, fit in zip(seeds, curves, times, fits):
-        line, = ax1.plot(GRID, y, "o-", ms=3, alpha=0.8, label=str(seed))
+        line, = ax1.plot(grid, y, "o-", ms=3, alpha=0.8, label=str(seed))
         ax2.plot(t, y, "o", ms=3, color=line.get_color())
         if math.isfinite(fit.tau):
             tt = [t[0] + (t[-1] - t[0]) * i / 100 for i in range(101)]
@@ -47,7 +47,7 @@ def trajectory_plot(curves, times, fits, seeds):
                           for x in tt], "-", lw=0.8, color=line.get_color())
     ax1.set_xlabel("step")
     ax1.set_ylabel("mean fill, dup o_proj + down_proj")
-    ax1.axvline(64, color="grey", lw=0.6, ls=":")
+    ax1.axvline(grid[len(grid) // 2], color="grey", lw=0.6, ls=":")
     ax1.set_title("fill over steps (epoch end dotted)", fontsize=9)
     ax2.set_xlabel("cumulative learning rate Σ lr")
     ax2.set_title("fill over Σ lr, with the saturating fit", fontsize=9)
@@ -67,24 +67,26 @@ def fit_table(fits, step_fits, seeds):
     return fig
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_dups_saturate(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lab.needs_training("its learning-rate schedule and snapshots every quarter epoch")
+    lm = lab.layer_map(strategy)
+    grid = Long(lab.epoch_steps).grid
     runs = [long_run(lab, seed) for seed in seeds]
-    curves = [fill_curve(r, lm) for r in runs]
-    times = [cumulative_lr(r.metrics, GRID) for r in runs]
+    curves = [fill_curve(r, lm, grid) for r in runs]
+    times = [cumulative_lr(r.metrics, grid) for r in runs]
     fits = [saturation(t, y) for t, y in zip(times, curves)]
-    step_fits = [saturation(GRID, y) for y in curves]
+    step_fits = [saturation(grid, y) for y in curves]
     effects = [f.growth_ratio - 1 for f in fits]
     claim.check(
         id="dups_saturate",
         statement="The fill of the duplicates' zeroed o_proj/down_proj approaches a ceiling: its "
                   "growth per unit of learning rate slows down.",
-        method="2 epochs of the contiguous upscale, snapshots every 16 steps; mean fill of dup "
+        method="2 epochs of the contiguous upscale, snapshots every quarter epoch; mean fill of dup "
                "o_proj/down_proj vs cumulative lr; growth ratio (late/early least-squares slope, "
                "halves of the points) - 1; sign-flip test over seeds. Reported, not decided: "
                "dAIC of saturating vs linear fit, and both over steps",
-        effects=effects, direction="less", runs=[r.spec.key for r in runs], seeds=seeds,
-        plots={"fill trajectories": trajectory_plot(curves, times, fits, seeds),
+        effects=effects, direction="less", runs=[r.key for r in runs], seeds=seeds,
+        plots={"fill trajectories": trajectory_plot(grid, curves, times, fits, seeds),
                "fits per seed": fit_table(fits, step_fits, seeds)},
     )

@@ -20,14 +20,14 @@ from __future__ import annotations
 import pytest
 
 from fixtures.effects_patterns import slice_pair_similarity
-from fixtures.experiments import deltas, layer_map
+from fixtures.experiments import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"], names=["tiny"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_slices_self_connected(scale, strategy, lab, seeds, claim):
-    lm = layer_map(strategy)
+    lm = lab.layer_map(strategy)
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
     effects = [w - b for w, b in (slice_pair_similarity(rows, lm) for rows in per_run)]
@@ -37,7 +37,7 @@ def test_slices_self_connected(scale, strategy, lab, seeds, claim):
                   "different slices.",
         method="cosine similarity of centred log-rel module patterns: within-slice pairs − "
                "distance-matched, different-source pairs across slices; sign-flip test over seeds",
-        effects=effects, direction="greater", runs=[r.spec.key for r in runs], seeds=seeds,
+        effects=effects, direction="greater", runs=[r.key for r in runs], seeds=seeds,
         expected={"tiny": "inconclusive"},
         reason={"tiny": "8 seeds at tiny: within − between similarity +0.105, 95% CI "
                         "[-0.066, +0.325], p = 0.12, n = 8 (7 of 8 seeds > 0; one at -0.23). "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures.effects_patterns import dup_region_profile, plot_profiles, within_slice_rho
-from fixtures.experiments import deltas, layer_map
+from fixtures.experiments import deltas
 from fixtures.params import scale_grid
 from harness.heatmap import plot_deltas
 from harness.stats import break_at_boundaries
@@ -41,9 +41,9 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("scale, aspect", scale_grid(["within", "break"], names=["tiny"]))
+@pytest.mark.parametrize("scale, aspect", scale_grid(["within", "break"]))
 def test_slice_own_gradient(scale, aspect, lab, seeds, claim):
-    lm = layer_map(STRATEGY)
+    lm = lab.layer_map(STRATEGY)
     runs = [lab.upscaled(seed, STRATEGY) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
     if aspect == "within":
@@ -62,7 +62,7 @@ def test_slice_own_gradient(scale, aspect, lab, seeds, claim):
         statement="Within each duplicated slice of a contiguous upscale, change rises with depth "
                   "and restarts at the next slice.",
         method=method, effects=effects, direction="greater",
-        runs=[r.spec.key for r in runs], seeds=seeds,
+        runs=[r.key for r in runs], seeds=seeds,
         expected={"tiny": want}, reason={"tiny": why},
         plots={f"rel change, seed {seeds[0]} ({STRATEGY})":
                plot_deltas(per_run[0], metric="rel", layer_map=lm),

@@ -41,10 +41,10 @@ def centres(run) -> tuple[list[float], list[float]]:
     return mids, [depth_centre(change_profile(deltas(run, None, a, b))) for a, b in pairs]
 
 
-@pytest.mark.parametrize("scale, aspect", scale_grid(["rank", "descent"], names=["tiny"]))
+@pytest.mark.parametrize("scale, aspect", scale_grid(["rank", "descent"]))
 def test_top_down_gradient(scale, aspect, lab, seeds, claim):
     runs = [lab.normal(seed) for seed in seeds]
-    common = dict(id="top_down_gradient", runs=[r.spec.key for r in runs], seeds=seeds,
+    common = dict(id="top_down_gradient", runs=[r.key for r in runs], seeds=seeds,
                   statement="A plain fine-tune changes the layers near the output most, and its "
                             "change starts at the top and moves down over training.")
     if aspect == "rank":

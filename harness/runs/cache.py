@@ -62,8 +62,16 @@ class RunResult:
         return json.loads((self.path / "spec.json").read_text())
 
     @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
     def steps(self) -> list[int]:
         return list(self.metrics["snapshots"])
+
+    def epoch_end(self, epoch: int) -> int:
+        """The step at the end of `epoch` (1-based), a snapshot when the run kept epoch ends."""
+        return epoch * self.metrics["steps_per_epoch"]
 
     @property
     def final_step(self) -> int:

@@ -117,6 +117,11 @@ TINY_PRETRAIN = dict(steps=200, lr=3e-3, data_size=200 * 32)
 # Fine-tune: one epoch (64 steps) of the target domain, ~4 s on one core. lr 3e-4 erodes the
 # original domain partly (seed-dependent); 1e-3 learns the target further and erases it.
 TINY_FINETUNE = dict(epochs=1, lr=3e-4, data_size=64 * 32)
+# The `small` scale (16-layer presets, one GPU): the same domains and fine-tune length as tiny, so
+# the claims read the same; learning rates lowered for the ~100x larger models (wider layers take
+# smaller steps). Not yet tuned on a GPU: the first `-m gpu` run records what they reach.
+SMALL_PRETRAIN = dict(steps=400, lr=1e-3, data=DataSpec.synthetic("original", size=400 * 32))
+SMALL_FINETUNE = dict(lr=1e-4)
 
 
 def tiny_base(seed: int = 0, preset: str = "tiny", **overrides) -> RunSpec:

@@ -1,0 +1,161 @@
+"""Checkpoints trained elsewhere (like the seed's 39B): one fine-tune of one upscale, as a manifest.
+
+    # uplab checkpoint manifest (YAML); relative paths are relative to this file
+    base: /models/Mistral-Small-Instruct-2409   # the source model (HF folder)
+    upscale: seed-39b.yml                        # the mergekit config that built `upscaled`
+    upscaled: /models/ms-39b                     # the upscale as built, before fine-tuning
+    snapshots:                                   # the fine-tune's checkpoints, in training order
+      - {path: /ckpt/epoch-1, epoch: 1}
+      - {path: /ckpt/epoch-2, epoch: 2, step: 1250}
+
+A snapshot is an HF folder (sharded or not) or one .safetensors file. `step` is optional (the
+snapshot's position, 1, 2, ..., when no snapshot gives one). The upscaled model is step 0. Only
+config.json and safetensors headers are read here; weight deltas stream the files later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import UplabError
+from harness.layermap import LayerMap
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SnapshotEntry(_Strict):
+    path: str
+    epoch: int | None = Field(None, ge=1)
+    step: int | None = Field(None, ge=1)
+
+
+class ManifestFile(_Strict):
+    base: str
+    upscale: str
+    upscaled: str
+    snapshots: list[SnapshotEntry] = Field(min_length=1)
+
+
+def _config(path: Path) -> dict:
+    """config.json of an HF folder, or of the folder holding a .safetensors file."""
+    folder = path if path.is_dir() else path.parent
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        raise UplabError(f"{path}: no config.json beside the weights; give an HF checkpoint folder")
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise UplabError(f"{cfg}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _depth(path: Path) -> int:
+    depth = _config(path).get("num_hidden_layers")
+    if not isinstance(depth, int):
+        raise UplabError(f"{path}: config.json has no integer num_hidden_layers")
+    return depth
+
+
+@dataclass(frozen=True)
+class ManifestRun:
+    """The one fine-tune a manifest describes, read like a cached run: steps and snapshot paths."""
+
+    source: Path  # the manifest file
+    base: Path
+    plan_text: str
+    upscaled: Path
+    snapshots: tuple[tuple[int, int | None, Path], ...]  # (step, epoch, path), in order
+    model_type: str
+    base_depth: int
+
+    @property
+    def key(self) -> str:
+        """Identity in the report: the manifest's bytes (the checkpoints are not hashed)."""
+        return "manifest:" + hashlib.sha256(self.source.read_bytes()).hexdigest()[:16]
+
+    @property
+    def steps(self) -> list[int]:
+        return [0] + [s for s, _, _ in self.snapshots]
+
+    @property
+    def final_step(self) -> int:
+        return self.steps[-1]
+
+    def snapshot_path(self, step: int | None = None) -> Path:
+        if step is None or step == self.final_step:
+            return self.snapshots[-1][2]
+        if step == 0:
+            return self.upscaled
+        for s, _, path in self.snapshots:
+            if s == step:
+                return path
+        raise UplabError(f"manifest {self.source} has no snapshot at step {step}; it has {self.steps}")
+
+    def epoch_end(self, epoch: int) -> int:
+        """The step of the snapshot the manifest marks as the end of `epoch`."""
+        for s, e, _ in self.snapshots:
+            if e == epoch:
+                return s
+        raise UplabError(f"manifest {self.source} marks no snapshot as epoch {epoch}; add "
+                         f"`epoch: {epoch}` to that snapshot's entry")
+
+    @cached_property
+    def layer_map(self) -> LayerMap:
+        from harness.plan import parse_plan
+
+        return parse_plan(self.plan_text, origin=str(self.source)).layer_map(self.base_depth, self.model_type)
+
+
+def load_manifest(path: str | Path) -> ManifestRun:
+    """Parse and check a manifest; any problem is one UplabError line naming the entry and the fix."""
+    source = Path(path).expanduser().resolve()
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except OSError as e:
+        raise UplabError(f"cannot read manifest {source} ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UplabError(f"manifest {source}: not valid YAML{where}") from None
+    try:
+        m = ManifestFile.model_validate(raw if raw is not None else {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "manifest"
+        raise UplabError(f"manifest {source}: {loc}: {err['msg']} (keys: base, upscale, upscaled, "
+                         "snapshots: [{path, epoch?, step?}])") from None
+
+    def existing(text: str, what: str) -> Path:
+        p = (source.parent / Path(text).expanduser()).resolve()
+        if not p.exists():
+            raise UplabError(f"manifest {source}: {what} {text!r} does not exist")
+        return p
+
+    base, upscaled = existing(m.base, "base"), existing(m.upscaled, "upscaled")
+    plan_path = existing(m.upscale, "upscale config")
+    steps = [s.step for s in m.snapshots]
+    if any(s is not None for s in steps) and None in steps:
+        raise UplabError(f"manifest {source}: give `step` for every snapshot or for none")
+    steps = steps if steps[0] is not None else list(range(1, len(m.snapshots) + 1))
+    if steps != sorted(set(steps)):
+        raise UplabError(f"manifest {source}: snapshot steps {steps} must increase")
+    snaps = tuple((step, s.epoch, existing(s.path, f"snapshot {i + 1}"))
+                  for i, (step, s) in enumerate(zip(steps, m.snapshots)))
+    cfg = _config(base)
+    run = ManifestRun(source=source, base=base, plan_text=plan_path.read_text(), upscaled=upscaled,
+                      snapshots=snaps, model_type=cfg.get("model_type", "mistral"),
+                      base_depth=_depth(base))
+    want = run.layer_map.num_layers
+    for label, p in [("upscaled", upscaled)] + [(f"snapshot {i + 1}", s[2]) for i, s in enumerate(snaps)]:
+        if _depth(p) != want:
+            raise UplabError(f"manifest {source}: {label} has {_depth(p)} layers but the upscale config "
+                             f"on the {run.base_depth}-layer base gives {want}; give matching checkpoints")
+    return run
