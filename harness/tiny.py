@@ -1,4 +1,12 @@
-"""Tiny decoder presets: the `tiny` scale (DESIGN §4), built from a seed, saved like any HF checkpoint."""
+"""Decoder presets of the `tiny` and `small` scales (DESIGN §4), built from a seed, saved like any HF checkpoint.
+
+`tiny` (~0.3M parameters, 8 layers) trains on one CPU core in seconds. `small` (16 layers, hidden
+256, ~16M parameters) is what the claim suite trains on one GPU: its ~90 runs keep their fp32
+snapshots in the run cache (63 MB each, ~28 GB for the suite), which a wider model would not fit on
+a GPU runner's disk. `small-512` (16 × 512, ~50M) and `small-32` (32 × 384, ~55M) are the sizes
+the MFU benchmark trains. Widths are multiples of 128 and heads are 64 wide, shapes that bf16
+tensor-core matmuls and flash attention kernels handle without padding. All share the byte vocabulary below, so the same data and tokenizer serve both.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,7 @@ _CONFIG_CLASSES = {
 
 @dataclass(frozen=True)
 class TinySpec:
-    """Hyperparameters of a tiny decoder; defaults give ~0.3M parameters at 8 layers."""
+    """Hyperparameters of a preset decoder; the defaults (`tiny`) give ~0.3M parameters at 8 layers."""
 
     arch: str = "mistral"
     num_layers: int = 8
@@ -38,12 +46,12 @@ class TinySpec:
     def hf_config(self) -> transformers.PretrainedConfig:
         if self.arch not in _CONFIG_CLASSES:
             raise UplabError(
-                f"no tiny preset for architecture {self.arch!r}; choose one of "
+                f"no preset for architecture {self.arch!r}; choose one of "
                 f"{', '.join(sorted(_CONFIG_CLASSES))}"
             )
         if self.hidden % self.heads or self.heads % self.kv_heads:
             raise UplabError(
-                f"tiny spec needs hidden % heads == 0 and heads % kv_heads == 0, got "
+                f"decoder spec needs hidden % heads == 0 and heads % kv_heads == 0, got "
                 f"hidden={self.hidden}, heads={self.heads}, kv_heads={self.kv_heads}"
             )
         config = _CONFIG_CLASSES[self.arch](
@@ -64,15 +72,26 @@ class TinySpec:
         return config
 
 
+# Spelled out rather than changing TinySpec's defaults: a run's hash names its preset, not the
+# preset's dimensions, so the tiny presets' values must never move under cached runs.
+_SMALL = dict(num_layers=16, hidden=256, intermediate=1024, heads=4, kv_heads=2, max_positions=1024)
+
 PRESETS: dict[str, TinySpec] = {
     "tiny": TinySpec(),
     "tiny-llama": TinySpec(arch="llama"),
     "tiny-qwen2": TinySpec(arch="qwen2"),
+    "small": TinySpec(arch="mistral", **_SMALL),
+    "small-llama": TinySpec(arch="llama", **_SMALL),
+    "small-qwen2": TinySpec(arch="qwen2", **_SMALL),
+    "small-512": TinySpec(arch="mistral", num_layers=16, hidden=512, intermediate=1536, heads=8, kv_heads=4,
+                          max_positions=1024),
+    "small-32": TinySpec(arch="mistral", num_layers=32, hidden=384, intermediate=1152, heads=6, kv_heads=2,
+                         max_positions=1024),
 }
 
 
 def build(spec: TinySpec, seed: int) -> transformers.PreTrainedModel:
-    """A freshly initialised tiny model; the same (spec, seed) gives the same weights."""
+    """A freshly initialised model; the same (spec, seed) gives the same weights."""
     config = spec.hf_config()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -93,5 +112,5 @@ def save(spec: TinySpec, seed: int, out: str | Path) -> Path:
 
 def preset(name: str, **overrides) -> TinySpec:
     if name not in PRESETS:
-        raise UplabError(f"unknown tiny preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UplabError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return replace(PRESETS[name], **overrides)

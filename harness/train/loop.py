@@ -16,15 +16,12 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from harness import flops
 from harness.data import TokenSet, collate, epoch_batches
 from harness.errors import UplabError
 from harness.train import modes
 from harness.train.evaluate import evaluate
 from harness.train.schedule import lr_at
-
-# Peak dense bf16 FLOP/s by device-name fragment, for the MFU estimate on GPUs.
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
-
 
 @dataclass
 class StepInfo:
@@ -204,11 +201,7 @@ def train(model, spec, train_set: TokenSet, eval_sets: dict[str, TokenSet], *, p
     if accel.device.type == "cuda":
         steady = t_end - t_warm - (spent[0] - warm_spent)
         out["steady_tokens_per_s"] = (tokens - warm_tokens) / steady
-        out["mfu"] = _mfu(out["steady_tokens_per_s"], n_params, torch.cuda.get_device_name())
+        # tokens/s counts real tokens; FLOPs per token assume the padded batch width max_len
+        out["mfu"] = flops.mfu(out["steady_tokens_per_s"], modes.base_model(accel.unwrap_model(model)).config,
+                               spec.data.max_len, torch.cuda.get_device_name())
     return out
-
-
-def _mfu(tokens_per_s: float, n_params: int, device_name: str) -> float | None:
-    """Model FLOPs utilisation, 6·N FLOPs per token (PaLM's estimate, attention left out)."""
-    peak = next((v for k, v in PEAK_BF16.items() if k in device_name), None)
-    return 6 * n_params * tokens_per_s / peak if peak else None

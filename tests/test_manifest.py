@@ -1,0 +1,129 @@
+"""--checkpoints MANIFEST: parsing, every bad input, and the claim suite's within-run fallback on
+a real (tiny) fine-tune described by a manifest, as checkpoints trained elsewhere would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fixtures.experiments import plan_for
+from harness.errors import UplabError
+from harness.runs import finetune, get_or_run, tiny_base
+from harness.runs.manifest import load_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny base and a 2-epoch fine-tune (8 steps an epoch) of its contiguous upscale."""
+    cache = tmp_path_factory.mktemp("cache")
+    base = tiny_base(0, steps=40)
+    run = finetune(base, plan=plan_for("contiguous", 8).text, epochs=2, data=_target(8 * 32))
+    return get_or_run(base, cache), get_or_run(run, cache)
+
+
+def _target(size):
+    from harness.data import DataSpec
+
+    return DataSpec.synthetic("target", size=size)
+
+
+def write_manifest(folder: Path, base_run, run, changes=None) -> Path:
+    (folder / "plan.yml").write_text(run.spec.plan)
+    body = {"base": str(base_run.path), "upscale": "plan.yml", "upscaled": str(run.snapshot_path(0)),
+            "snapshots": [{"path": str(run.snapshot_path(run.epoch_end(1))), "epoch": 1},
+                          {"path": str(run.snapshot_path(run.epoch_end(2))), "epoch": 2}]}
+    body.update(changes or {})
+    path = folder / "manifest.yml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_manifest_reads_like_a_run(trained, tmp_path):
+    base, run = trained
+    m = load_manifest(write_manifest(tmp_path, base, run))
+    assert m.steps == [0, 1, 2]  # no `step` given: positions
+    assert (m.epoch_end(1), m.epoch_end(2)) == (1, 2)
+    assert m.snapshot_path(0) == run.snapshot_path(0)
+    assert m.snapshot_path() == run.snapshot_path(run.epoch_end(2))
+    assert m.layer_map.num_layers == 14 and m.layer_map.roles().count("dup") == 6
+    assert m.key.startswith("manifest:")
+    with pytest.raises(UplabError, match="marks no snapshot as epoch 3"):
+        m.epoch_end(3)
+    with pytest.raises(UplabError, match="no snapshot at step 7"):
+        m.snapshot_path(7)
+
+
+def test_relative_paths_and_steps(trained, tmp_path):
+    base, run = trained
+    snaps = [{"path": os.path.relpath(run.snapshot_path(s), tmp_path), "step": s}
+             for s in (run.epoch_end(1), run.epoch_end(2))]
+    m = load_manifest(write_manifest(tmp_path, base, run, {"snapshots": snaps}))
+    assert m.steps == [0, 8, 16]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"base": None}, "base: Input should be a valid string"),
+    ({"upscaled": "nowhere"}, "upscaled 'nowhere' does not exist"),
+    ({"snapshots": []}, "snapshots: List should have at least 1 item"),
+    ({"extra": 1}, "extra: Extra inputs are not permitted"),
+    ({"snapshots": [{"path": "plan.yml", "step": 2}, {"path": "plan.yml"}]}, "give `step` for every snapshot or for none"),
+    ({"snapshots": [{"path": "plan.yml", "step": 2}, {"path": "plan.yml", "step": 2}]}, "must increase"),
+], ids=["base-null", "missing-path", "no-snapshots", "unknown-key", "partial-steps", "repeated-steps"])
+def test_bad_manifest_is_one_line(trained, tmp_path, change, message):
+    base, run = trained
+    with pytest.raises(UplabError, match=message.replace("(", r"\(").replace("[", r"\[")) as e:
+        load_manifest(write_manifest(tmp_path, base, run, change))
+    assert "\n" not in str(e.value)
+
+
+def test_depth_mismatch_names_both_depths(trained, tmp_path):
+    base, run = trained
+    # the base run's snapshot has 8 layers where the upscale config gives 14
+    path = write_manifest(tmp_path, base, run, {"upscaled": str(base.snapshot_path())})
+    with pytest.raises(UplabError, match="upscaled has 8 layers but the upscale config on the 8-layer base gives 14"):
+        load_manifest(path)
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "m.yml"
+    path.write_text("base: [unclosed\n")
+    with pytest.raises(UplabError, match="not valid YAML at line"):
+        load_manifest(path)
+
+
+def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
+    """`pytest hypotheses/ --scale full --checkpoints M`: the weight-delta claims decide over the
+    layers of the one run and say so; claims that need training or seeds skip with the reason."""
+    base, run = trained
+    manifest = write_manifest(tmp_path, base, run)
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "hypotheses/", "--scale", "full", "--checkpoints", str(manifest),
+         "--report-dir", str(out), "--run-cache", str(tmp_path / "cache"), "-p", "no:xdist",
+         "-p", "no:cacheprovider", "-rs", "-q"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-6000:])
+    claims = json.loads((out / "claims.json").read_text())["claims"]
+    decided = {c["id"]: c for c in claims}
+    # the within-run claims, and only the manifest's one layout (contiguous)
+    assert set(decided) == {"dups_more_responsive", "post_norm_moves_in_dups", "o_proj_less_sensitive",
+                            "dup_rate_not_slowing"}, proc.stdout[-3000:]
+    for c in claims:
+        assert c["scale"] == "full" and c["case"] == "contiguous"
+        assert c["decision"]["within_run"] is True and c["decision"]["n"] == 1
+        assert "Within-run fallback" in c["method"]
+    assert "--checkpoints gives one run trained elsewhere" in proc.stdout
+    assert "the manifest holds one upscale" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    # a within-run verdict may differ from the seed-level expectation; nothing else may fail
+    failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    assert all(any(f"::test_{name}" in line or name in line for name in
+                   ("dups_more_responsive", "post_norm", "o_proj", "dup_rate")) for line in failed), failed
