@@ -1,3 +1,3 @@
 """Thin on purpose: the uplab plugin (options, markers, fixtures, claim report) lives in fixtures/."""
 
-pytest_plugins = ["fixtures.plugin"]
+pytest_plugins = ["fixtures.plugin", "fixtures.gpus"]

@@ -189,9 +189,33 @@ def test_full_skips_naming_the_missing_option(uplab, given, reason):
 def test_full_runs_with_its_inputs(uplab, given):
     (uplab.path / "base").mkdir()
     (uplab.path / "data").mkdir()
-    (uplab.path / "manifest.yaml").write_text("checkpoints: []\n")
+    write_tiny_manifest(uplab.path)
     uplab.makepyfile("import pytest\n@pytest.mark.full\ndef test_full(): pass\n")
     uplab.runpytest(*given).assert_outcomes(passed=1)
+
+
+def write_tiny_manifest(folder):
+    """A valid manifest over untrained tiny checkpoints (8 layers, upscaled to 14)."""
+    from fixtures.experiments import plan_for
+    from harness import tiny
+
+    tiny.save(tiny.preset("tiny"), 0, folder / "m-base")
+    for name in ("m-up", "m-epoch1"):
+        tiny.save(tiny.preset("tiny", num_layers=14), 0, folder / name)
+    (folder / "m-plan.yml").write_text(plan_for("contiguous", 8).text)
+    (folder / "manifest.yaml").write_text(
+        "base: m-base\nupscale: m-plan.yml\nupscaled: m-up\nsnapshots: [{path: m-epoch1, epoch: 1}]\n")
+
+
+def test_bad_manifest_is_a_usage_error(uplab):
+    write_tiny_manifest(uplab.path)
+    (uplab.path / "manifest.yaml").write_text("base: m-base\nupscale: m-plan.yml\nupscaled: m-base\n"
+                                              "snapshots: [{path: m-epoch1}]\n")
+    uplab.makepyfile("def test_x(): pass")
+    result = uplab.runpytest("--checkpoints", "manifest.yaml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--checkpoints: manifest *upscaled has 8 layers but the upscale config "
+                                 "on the 8-layer base gives 14; give matching checkpoints"])
 
 
 # -- parameter ids and scale selection ----------------------------------------------------------

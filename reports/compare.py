@@ -1,0 +1,115 @@
+"""Compare two claim reports' verdicts: what changed, appeared or disappeared since OLD.
+
+Claims are matched by (id, scale, case); a claim recorded by two tests under one key also
+carries its nodeid. The verdict compared is the per-test one (`decision.verdict`, what each test
+asserts), not the Holm-adjusted one, which moves whenever the number of claims does. Only the
+fields compared are checked, so a report written by an older or newer uplab still compares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UplabError
+from reports.build import CLAIMS_FILE
+from reports.records import VERDICTS
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    changed: list[tuple[Key, dict, dict]]  # (key, old claim, new claim)
+    appeared: list[tuple[Key, dict]]
+    disappeared: list[tuple[Key, dict]]
+    unchanged: int
+
+    @property
+    def failed(self) -> bool:
+        """A verdict moved or a claim went missing; a new claim alone is no failure."""
+        return bool(self.changed or self.disappeared)
+
+
+def load(path: Path) -> list[dict]:
+    """The claims of a claims.json (or of the report directory holding one)."""
+    path = Path(path)
+    file = path / CLAIMS_FILE if path.is_dir() else path
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UplabError(f"{file} does not exist; give a {CLAIMS_FILE} or the report directory "
+                         "that holds one") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UplabError(f"cannot read {file}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise UplabError(f"{file} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); "
+                         f"give a {CLAIMS_FILE} written by `pytest hypotheses/`") from None
+    try:
+        return _claims(document)
+    except ValueError as e:
+        raise UplabError(f"{file} is not a uplab {CLAIMS_FILE}: {e}") from None
+
+
+def _claims(document: Any) -> list[dict]:
+    if not isinstance(document, dict) or not str(document.get("schema", "")).startswith("uplab-claims/"):
+        raise ValueError("no 'schema': 'uplab-claims/...' at its top level")
+    claims = document.get("claims")
+    if not isinstance(claims, list):
+        raise ValueError("'claims' must be a list")
+    for i, claim in enumerate(claims):
+        if not isinstance(claim, dict) or not all(isinstance(claim.get(f), str) for f in ("id", "scale")):
+            raise ValueError(f"claim {i} lacks a string 'id' and 'scale'")
+        decision = claim.get("decision")
+        if not isinstance(decision, dict) or decision.get("verdict") not in VERDICTS:
+            raise ValueError(f"claim {i} ({claim['id']}) has no decision.verdict in {VERDICTS}")
+    return claims
+
+
+def keyed(claims: list[dict]) -> dict[Key, dict]:
+    base = [(c["id"], c["scale"], c.get("case") or "") for c in claims]
+    counts = Counter(base)
+    return {k + ((c.get("nodeid", ""),) if counts[k] > 1 else ()): c for k, c in zip(base, claims)}
+
+
+def compare(old: list[dict], new: list[dict]) -> Comparison:
+    before, after = keyed(old), keyed(new)
+    both = [k for k in after if k in before]
+    changed = [(k, before[k], after[k]) for k in both if _verdict(before[k]) != _verdict(after[k])]
+    return Comparison(
+        changed=sorted(changed),
+        appeared=sorted((k, after[k]) for k in after if k not in before),
+        disappeared=sorted((k, before[k]) for k in before if k not in after),
+        unchanged=len(both) - len(changed),
+    )
+
+
+def _verdict(claim: dict) -> str:
+    return claim["decision"]["verdict"]
+
+
+def text(result: Comparison, old_name: str, new_name: str) -> list[str]:
+    """A plain-text report: one aligned table per kind of difference, then a summary line."""
+    lines = [f"verdicts of {new_name} against {old_name}"]
+    sections = [
+        ("verdict changed", ["old", "new", "expected"],
+         [(k, [_verdict(o), _verdict(n), n.get("expected", "")]) for k, o, n in result.changed]),
+        ("disappeared", ["old verdict"], [(k, [_verdict(o)]) for k, o in result.disappeared]),
+        ("appeared (not a failure)", ["new verdict"], [(k, [_verdict(n)]) for k, n in result.appeared]),
+    ]
+    for title, columns, rows in sections:
+        if not rows:
+            continue
+        table = [["claim", "scale", "case", *columns]]
+        table += [[k[0] + (f" ({k[3]})" if len(k) > 3 else ""), k[1], k[2] or "-", *cells]
+                  for k, cells in rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        lines += ["", f"{title} ({len(rows)}):"]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    lines += ["", f"{len(result.changed)} changed, {len(result.disappeared)} disappeared, "
+                  f"{len(result.appeared)} appeared, {result.unchanged} unchanged: "
+                  + ("FAILED" if result.failed else "ok")]
+    return lines
