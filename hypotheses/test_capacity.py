@@ -16,7 +16,7 @@ import pytest
 from fixtures.params import strategy_params
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved", "single", "block"]))
 def test_upscale_room(scale, strategy, lab, seeds, claim):
     normal = [lab.normal(seed) for seed in seeds]
     upscaled = [lab.upscaled(seed, strategy) for seed in seeds]

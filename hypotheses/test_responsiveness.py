@@ -22,7 +22,7 @@ from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved"]))
+@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous", "interleaved", "single", "block"]))
 def test_dups_more_responsive(scale, strategy, lab, seeds, claim):
     lm = lab.layer_map(strategy)
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
