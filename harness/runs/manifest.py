@@ -16,7 +16,6 @@ config.json and safetensors headers are read here; weight deltas stream the file
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.checkpoint import read_config
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 
@@ -47,14 +47,7 @@ class ManifestFile(_Strict):
 
 def _config(path: Path) -> dict:
     """config.json of an HF folder, or of the folder holding a .safetensors file."""
-    folder = path if path.is_dir() else path.parent
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        raise UplabError(f"{path}: no config.json beside the weights; give an HF checkpoint folder")
-    try:
-        return json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise UplabError(f"{cfg}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    return read_config(path if path.is_dir() else path.parent)
 
 
 def _depth(path: Path) -> int:
