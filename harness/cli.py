@@ -16,6 +16,7 @@ COMMANDS = (
     "harness.commands.tiny",
     "harness.commands.diff",
     "harness.commands.train",
+    "harness.commands.resources",
     "reports.command",
 )
 

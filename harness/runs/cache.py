@@ -8,6 +8,10 @@ Protocol (one writer per hash, any number of readers, across processes and xdist
    every file), then `os.replace` it to `<hash>/`.
 A killed run leaves only a `.tmp-` folder, which no reader looks at and the next writer removes.
 
+Launched over several processes (`accelerate launch`, harness.launch): every rank trains, the
+main rank alone takes the lock, decides (finished or not), writes and commits; the others follow
+its decision and wait for the commit before reading.
+
 Corrupt entries (a file missing, truncated, or not matching its sha256): recomputed by default,
 with a warning naming the entry and the defect, since every entry can be rebuilt from its spec;
 `on_corrupt="error"` raises one UplabError instead (for runs too costly to redo silently).
@@ -33,6 +37,7 @@ from filelock import FileLock
 from safetensors.torch import load_file
 
 from harness.errors import UplabError
+from harness.launch import dist
 from harness.runs.runner import execute, snapshot_name, write_json
 from harness.runs.spec import RunSpec
 
@@ -174,6 +179,8 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
                _on_write: Callable[[Path], None] | None = None) -> RunResult:
     """The run's result from the cache, training it first if no finished entry exists."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if dist.launched():
+        return _get_or_run_ranked(spec, cache, progress=progress, callbacks=callbacks, on_corrupt=on_corrupt)
     hit = lookup(spec, cache)
     if hit is not None:
         return hit
@@ -210,4 +217,67 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    return RunResult(spec, entry)
+
+
+def _get_or_run_ranked(spec: RunSpec, cache: Path, *, progress: bool, callbacks, on_corrupt: str) -> RunResult:
+    """get_or_run as one rank of a launched run: every rank trains, the main rank writes.
+
+    Every rank must call it for the same spec. Each decision (finished, train, or an error) is
+    the main rank's, broadcast, so no rank waits in a collective the others skipped.
+    """
+    if isinstance(spec.base, RunSpec):  # the base's entry first, by the same protocol
+        _get_or_run_ranked(spec.base, cache, progress=progress, callbacks=(), on_corrupt=on_corrupt)
+    entry = cache / spec.key
+    if not dist.is_main():
+        decision = dist.agree(None)
+        if decision != "train":
+            return _follow(decision, spec, entry)
+        execute(spec, None, cache, progress=False, callbacks=callbacks)
+        return _follow(dist.agree(None), spec, entry)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(cache / f"{spec.key}.lock"))
+        lock.acquire()
+    except OSError as e:
+        msg = f"cannot create cache folder {str(cache)!r} ({e.strerror}); pick a writable path"
+        dist.agree(("error", msg))
+        raise UplabError(msg) from None
+    try:
+        if entry.exists():
+            defect = _defect(entry)
+            if defect is None:
+                dist.agree("hit")
+                return RunResult(spec, entry)
+            if on_corrupt == "error":
+                msg = f"cache entry {entry} is corrupt: {defect}; delete the folder to rerun"
+                dist.agree(("error", msg))
+                raise UplabError(msg)
+            warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=2)
+            _remove(entry, cache)
+        for debris in cache.glob(f".tmp-{spec.key}-*"):
+            shutil.rmtree(debris, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.key}-", dir=cache))
+        dist.agree("train")
+        try:
+            execute(spec, tmp, cache, progress=progress, callbacks=callbacks)
+            _commit(tmp, entry, spec)
+        except BaseException as e:
+            # No broadcast here: the other ranks may be inside a training collective. This
+            # rank's exit ends the launch (torchrun stops the others).
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise UplabError(f"no space left writing run {spec.key[:12]} into {cache}; free space "
+                                 "or choose another cache folder") from None
+            raise
+        dist.agree("committed")  # the others read the entry only after this
+    finally:
+        lock.release()
+    return RunResult(spec, entry)
+
+
+def _follow(decision, spec: RunSpec, entry: Path) -> RunResult:
+    """A non-main rank's result once the main rank has said how the entry stands."""
+    if isinstance(decision, tuple):
+        raise UplabError(decision[1])
     return RunResult(spec, entry)

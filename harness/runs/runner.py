@@ -4,7 +4,8 @@ The folder gets one safetensors file per snapshot (`step-000064.safetensors`, ef
 weights in HF naming, tied lm_head left out), `config.json` of the trained model, `metrics.json`
 and `spec.json` (the resolved spec, its hash, seed, package versions, device, and the role of
 every layer: orig/dup from the plan's layer map). Atomicity is
-the cache's job (harness.runs.cache); this module only writes.
+the cache's job (harness.runs.cache); this module only writes. Launched over several processes
+(harness.launch), every rank trains and only the main rank writes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from safetensors.torch import save_file
 from harness import data as data_mod
 from harness import tiny
 from harness.errors import UplabError
+from harness.launch import dist
 from harness.runs.spec import SCHEMA, Checkpoint, RunSpec, Scratch
 from harness.train import train
 
@@ -112,9 +114,12 @@ def write_json(path: Path, obj) -> None:
     _fsync(path)
 
 
-def execute(spec: RunSpec, out: Path, cache_dir: Path, *, progress: bool = False, callbacks=(),
+def execute(spec: RunSpec, out: Path | None, cache_dir: Path, *, progress: bool = False, callbacks=(),
             on_write: Callable[[Path], None] | None = None) -> dict:
-    """Train `spec` and write its artifacts into the existing folder `out`; returns the metrics."""
+    """Train `spec` and write its artifacts into the existing folder `out`; returns the metrics.
+
+    On a launched run's other ranks `out` is None: they train, the main rank writes.
+    """
     started = time.time()
     model = load_base(spec.base, cache_dir, progress)
     source_layers = model.config.num_hidden_layers
@@ -135,7 +140,9 @@ def execute(spec: RunSpec, out: Path, cache_dir: Path, *, progress: bool = False
             on_write(f)
 
     metrics = train(model, spec, train_set, eval_sets, pad_id=tok.pad_id, sink=sink,
-                    progress=progress, callbacks=callbacks)
+                    progress=progress, callbacks=callbacks)  # sink: called on the main rank only
+    if not dist.is_main():
+        return metrics
     model.config.to_json_file(str(out / "config.json"))
     write_json(out / "metrics.json", metrics)
     write_json(out / "spec.json", {

@@ -3,6 +3,11 @@
 Runs on accelerate: fp32 on CPU, bf16 autocast on GPU (fp32 master weights), and whatever
 `accelerate launch` configures beyond one device. Step k is the model after k optimizer
 updates; step 0 is the model as given. The caller owns where snapshots go (`sink`).
+
+Under `accelerate launch` (harness.launch) every rank runs this loop: each takes its rows of
+every batch, the loss is normalised over the whole batch, and only the main rank's sink is
+called. Under FSDP the model is sharded before the optimizer is built over its parameters, and
+a snapshot gathers the full state dict on every rank (harness.launch.dist).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
 from harness import flops
 from harness.data import TokenSet, collate, epoch_batches
 from harness.errors import UplabError
+from harness.launch import dist
 from harness.train import modes
 from harness.train.evaluate import evaluate
 from harness.train.schedule import lr_at
@@ -87,20 +94,53 @@ def train(model, spec, train_set: TokenSet, eval_sets: dict[str, TokenSet], *, p
           sink: Sink, progress: bool = True, callbacks: tuple[Callable[[StepInfo], None], ...] = ()
           ) -> dict:
     """Train `model` as `spec` says; snapshots go to `sink(step, state_dict)`; returns metrics."""
+    # No KV cache while training and scoring: nothing reads it, it would hold every layer's keys
+    # and values until the step ends, and under FSDP's activation checkpointing each recomputed
+    # layer would append to it again. The caller's config is left as it was.
+    config = model.config
+    use_cache, config.use_cache = config.use_cache, False
+    try:
+        return _train(model, spec, train_set, eval_sets, pad_id=pad_id, sink=sink, progress=progress,
+                      callbacks=callbacks)
+    finally:
+        config.use_cache = use_cache
+
+
+def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbacks) -> dict:
     # One seed for everything stochastic here: LoRA's A init, and nothing else draws from torch.
     set_seed(spec.seed)
     accel = _accelerator(spec.precision)
     per_epoch, total, snaps = plan_steps(spec, len(train_set))
-    model = modes.prepare(model, spec.mode).to(accel.device)
+    fsdp = accel.distributed_type == DistributedType.FSDP
+    world = accel.num_processes
+    if fsdp and spec.track:
+        raise UplabError("track needs whole tensors at every step, which FSDP shards; "
+                         "drop track or run on one GPU")
+    model = modes.prepare(model, spec.mode)
+    # FSDP moves each unit to the GPU as it shards it: the whole fp32 model may not fit one.
+    model = model if fsdp else model.to(accel.device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in modes.base_model(model).parameters())
     n_train = sum(p.numel() for p in params)
+
     # AdamW with nanoGPT's betas; weight decay only if asked (it would shrink zeroed modules' growth).
-    opt = torch.optim.AdamW(params, lr=spec.lr, betas=(0.9, 0.95), weight_decay=spec.weight_decay,
-                            fused=accel.device.type == "cuda")
-    model, opt = accel.prepare(model, opt)
-    track = _tracked_names(model, spec.track)
+    def adamw(ps):
+        return torch.optim.AdamW(ps, lr=spec.lr, betas=(0.9, 0.95), weight_decay=spec.weight_decay,
+                                 fused=accel.device.type == "cuda")
+
+    if fsdp:
+        # FSDP1's order: shard first, then build the optimizer over the sharded parameters;
+        # use_orig_params keeps requires_grad per parameter, so frozen ones stay out of it.
+        model = accel.prepare(model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = accel.prepare(adamw(params))
+        clip_params = list(model.parameters())  # all of them: accelerate then clips with FSDP's global norm
+    else:
+        model, opt = accel.prepare(model, adamw(params))
+        clip_params = params
+    # Listing names would gather every tensor under FSDP: only when asked.
+    track = _tracked_names(accel.unwrap_model(model), spec.track) if spec.track else []
     log = {"loss": [], "lr": [], "grad_norm": []}
     tracked = {n: {"weight_norm": [], "grad_norm": []} for n in track}
     evals: list[dict] = []
@@ -109,7 +149,7 @@ def train(model, spec, train_set: TokenSet, eval_sets: dict[str, TokenSet], *, p
 
     def record_weights():
         with torch.no_grad():
-            for n, w in modes.tracked_weights(model, track).items():
+            for n, w in modes.tracked_weights(accel.unwrap_model(model), track).items():
                 tracked[n]["weight_norm"].append(float(w.float().norm()))
 
     def snapshot(step: int):
@@ -118,7 +158,9 @@ def train(model, spec, train_set: TokenSet, eval_sets: dict[str, TokenSet], *, p
         scores = {k: evaluate(model, ts, pad_id, device=accel.device, autocast=accel.autocast,
                               batch_size=eval_batch) for k, ts in eval_sets.items()}
         evals.append({"step": step, "epoch": step / per_epoch, "sets": scores})
-        sink(step, modes.effective_state_dict(accel.unwrap_model(model)))
+        state = dist.snapshot_state(accel, model)  # a collective under FSDP; None off the main rank
+        if state is not None:
+            sink(step, state)
         spent[0] += time.perf_counter() - t
 
     spent = [0.0]  # seconds in snapshots (evals, saving), kept out of the throughput
@@ -157,15 +199,20 @@ def train(model, spec, train_set: TokenSet, eval_sets: dict[str, TokenSet], *, p
                 g["lr"] = lr
             batch = collate(train_set, idx, pad_id, spec.data.train_on)
             tokens += int((batch["input_ids"] != pad_id).sum())  # counted on the CPU copy: no sync
+            loss_kw = {}
+            if world > 1:  # data parallel: this rank's rows, the loss normalised over the whole batch
+                batch, loss_kw = dist.rank_rows(batch, accel.process_index, world)
             batch = {k: v.to(accel.device, non_blocking=True) for k, v in batch.items()}
             with accel.autocast():
-                loss = model(**batch).loss
+                loss = model(**batch, **loss_kw).loss
             accel.backward(loss)
+            if world > 1:  # the whole batch's mean loss, the same number on every rank
+                loss = accel.reduce(loss.detach(), reduction="mean")
             if track:
-                for n, g in modes.tracked_grads(model, track).items():
+                for n, g in modes.tracked_grads(accel.unwrap_model(model), track).items():
                     tracked[n]["grad_norm"].append(g)
             # Clip the global norm (and record it unclipped): one bad batch cannot wreck a tiny run.
-            gnorm = accel.clip_grad_norm_(params, spec.grad_clip if spec.grad_clip else math.inf)
+            gnorm = accel.clip_grad_norm_(clip_params, spec.grad_clip if spec.grad_clip else math.inf)
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
@@ -198,10 +245,13 @@ def train(model, spec, train_set: TokenSet, eval_sets: dict[str, TokenSet], *, p
         "tokens_per_s": tokens / busy if busy > 0 else None, "tokens": tokens,
         "device": str(accel.device), "mixed_precision": accel.mixed_precision,
     }
+    if world > 1:
+        out["processes"], out["distributed_type"] = world, accel.distributed_type.value
     if accel.device.type == "cuda":
         steady = t_end - t_warm - (spent[0] - warm_spent)
         out["steady_tokens_per_s"] = (tokens - warm_tokens) / steady
-        # tokens/s counts real tokens; FLOPs per token assume the padded batch width max_len
-        out["mfu"] = flops.mfu(out["steady_tokens_per_s"], modes.base_model(accel.unwrap_model(model)).config,
+        # tokens/s counts real tokens; FLOPs per token assume the padded batch width max_len;
+        # the tokens are spread over `world` GPUs and MFU is per GPU
+        out["mfu"] = flops.mfu(out["steady_tokens_per_s"] / world, modes.base_model(accel.unwrap_model(model)).config,
                                spec.data.max_len, torch.cuda.get_device_name())
     return out

@@ -1,0 +1,188 @@
+"""Placing a run: in this process when one GPU holds it, else `accelerate launch` under FSDP.
+
+plan → command → execute, as elsewhere: `needs_launch` decides from the memory model
+(harness.launch.resources) without touching a weight; `launch_argv` is the exact command, a
+value a test can compare; `run_launched` runs it and returns the cache entry it wrote.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import UplabError
+from harness.launch import resources as R
+
+CONFIGS = Path(__file__).parent / "configs"
+FSDP_CONFIG = CONFIGS / "fsdp.yaml"
+DDP_CONFIG = CONFIGS / "ddp.yaml"
+
+
+def decoder_layer_class(architecture: str) -> str:
+    """The class FSDP wraps as one unit: what transformers itself declares unsplittable
+    (`_no_split_modules`) for the architecture, e.g. MistralForCausalLM -> MistralDecoderLayer."""
+    import transformers
+
+    cls = getattr(transformers, architecture, None)
+    names = getattr(cls, "_no_split_modules", None) or []
+    if not names:
+        raise UplabError(f"transformers has no model class {architecture!r} with a decoder layer to "
+                         "shard; check the config's `architectures` (e.g. MistralForCausalLM)")
+    return names[0]
+
+
+def launch_argv(spec_path: str | Path, cache_dir: str | Path, processes: int, *,
+                config: str | Path = FSDP_CONFIG, layer_class: str | None = None,
+                port: int | None = None, quiet: bool = False) -> list[str]:
+    """`accelerate launch` of the entry over `processes` ranks on this machine."""
+    # `python -m accelerate.commands.launch` is the `accelerate launch` console script, run by this
+    # interpreter: the child sees the same environment, whatever is on PATH.
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+            "--num_processes", str(processes), "--num_machines", "1"]
+    if port is not None:
+        argv += ["--main_process_port", str(port)]
+    if layer_class is not None:
+        argv += ["--fsdp_transformer_layer_cls_to_wrap", layer_class]
+    argv += ["-m", "harness.launch.entry", str(spec_path), "--cache", str(cache_dir)]
+    return argv + (["--quiet"] if quiet else [])
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run goes: `processes` ranks, sharded with FSDP or not; the estimate behind it."""
+
+    processes: int
+    fsdp: bool
+    estimate: R.Estimate | None  # None on a machine without GPUs (host memory is not modelled)
+
+    @property
+    def launch(self) -> bool:
+        return self.fsdp
+
+
+def _plan(plan):
+    from harness.plan import Plan, load_plan, parse_plan
+
+    if plan is None or isinstance(plan, Plan):
+        return plan
+    if isinstance(plan, Path) or (isinstance(plan, str) and "\n" not in plan):
+        return load_plan(plan)
+    return parse_plan(plan, origin="run spec plan")
+
+
+def needs_launch(config: dict, plan, mode, gpus: int, gpu_memory: float, *, seq_len: int,
+                 batch: int) -> Placement:
+    """This process when one GPU of `gpu_memory` GiB holds the run (or there is no GPU), else
+    FSDP over all `gpus`; an error naming the numbers when even they are not enough.
+
+    `plan` (a Plan, YAML text or path, or None) upscales `config` first; `mode` is the run spec's.
+    """
+    plan = _plan(plan)
+    if plan is not None:
+        config, _ = R.upscale(config, plan)
+    d = R.Dims.from_config(config)
+    t = R.Trainable.of(mode, d.layers)
+    if gpus < 1:
+        return Placement(1, False, None)
+    gpu_bytes = gpu_memory * R.GIB
+    single = R.estimate(d, t, gpus=1, fsdp=False, seq_len=seq_len, batch=batch)
+    if single.fits(gpu_bytes):
+        return Placement(1, False, single)
+    sharded = R.estimate(d, t, gpus=gpus, fsdp=True, seq_len=seq_len, batch=batch)
+    if sharded.fits(gpu_bytes):
+        return Placement(gpus, True, sharded)
+    need = R.min_gpus(d, t, gpu_bytes, seq_len=seq_len, batch=batch)
+    wanted = f"{need.gpus} GPUs" if need else f"more than {R.MAX_GPUS} GPUs"
+    raise UplabError(
+        f"a {mode.kind} fine-tune of this {d.params() / 1e9:.1f}e9-parameter model ({batch} × {seq_len} "
+        f"tokens a step) needs {R.gib(sharded.total)} per GPU over the {gpus} visible GPUs of "
+        f"{gpu_memory:g} GiB ({R.gib(R.USABLE * gpu_bytes)} usable each): it needs {wanted}; use more "
+        "or larger GPUs, a smaller batch or max_len, or LoRA")
+
+
+def spec_config(spec) -> dict:
+    """The config.json of the model a run spec trains: its root's, with every plan of the chain applied."""
+    from harness import tiny
+    from harness.plan import parse_plan
+    from harness.runs.spec import RunSpec, Scratch
+
+    chain = []
+    node = spec
+    while isinstance(node, RunSpec):
+        chain.append(node)
+        node = node.base
+    if isinstance(node, Scratch):
+        config = tiny.preset(node.preset).hf_config().to_dict()
+    else:  # a Checkpoint: its config.json
+        config, _ = R.load_config(node.path)
+    for s in reversed(chain):
+        if s.plan is not None:
+            config, _ = R.upscale(config, parse_plan(s.plan, origin="run spec plan"))
+    return config
+
+
+def _free_port() -> int:
+    # Concurrent launches (pytest-xdist workers) would collide on accelerate's default 29500.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_launched(spec, cache_dir: str | Path, gpus: int, *, config: str | Path = FSDP_CONFIG,
+                 port: int | None = None, quiet: bool = False, env: dict | None = None):
+    """Run `spec` through `accelerate launch` over `gpus` ranks; the cache entry it wrote.
+
+    The children inherit stdout/stderr, so progress and a failing rank's error show as they happen.
+    """
+    from harness.runs.cache import lookup
+
+    cache = Path(cache_dir)
+    layer_class = None
+    if Path(config) == FSDP_CONFIG:
+        layer_class = decoder_layer_class(R.Dims.from_config(spec_config(spec)).architecture)
+    with tempfile.TemporaryDirectory(prefix="uplab-launch-") as tmp:
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(spec.model_dump_json())
+        argv = launch_argv(spec_path, cache, gpus, config=config, layer_class=layer_class,
+                           port=port if port is not None else _free_port(), quiet=quiet)
+        code = subprocess.run(argv, env=env).returncode
+    if code != 0:
+        raise UplabError(f"accelerate launch exited with {code} (the failing rank's error is above): "
+                         f"{shlex.join(argv)}")
+    hit = lookup(spec, cache)
+    if hit is None:
+        raise UplabError(f"accelerate launch finished but run {spec.key[:12]} has no complete entry in "
+                         f"{cache}; rerun with the command: {shlex.join(argv)}")
+    return hit
+
+
+def visible_gpus() -> tuple[int, float]:
+    """(count, GiB of the smallest) of the CUDA devices this process sees."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0, 0.0
+    n = torch.cuda.device_count()
+    return n, min(torch.cuda.get_device_properties(i).total_memory for i in range(n)) / R.GIB
+
+
+def get_or_launch(spec, cache_dir: str | Path | None = None, *, progress: bool = True):
+    """The run's cache entry: reused if finished; else trained in this process when one GPU
+    holds it, else launched with FSDP over every visible GPU."""
+    from harness.runs.cache import default_cache_dir, get_or_run, lookup
+
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    hit = lookup(spec, cache)
+    if hit is not None:
+        return hit
+    gpus, memory = visible_gpus()
+    place = needs_launch(spec_config(spec), None, spec.mode, gpus, memory,
+                         seq_len=spec.data.max_len, batch=spec.data.batch_size)
+    if not place.launch:
+        return get_or_run(spec, cache, progress=progress)
+    return run_launched(spec, cache, place.processes, quiet=not progress)

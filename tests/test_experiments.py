@@ -1,0 +1,92 @@
+"""The `lab` of each scale builds the runs it should (specs only: nothing trains here), maps the
+seed's layout onto each depth, and skips what a scale cannot provide with its reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from fixtures import experiments as ex
+from harness import tiny
+from harness.data import Local
+from harness.runs import Checkpoint, finetune, tiny_base
+from harness.train import Lora
+
+Skipped = pytest.skip.Exception
+
+
+class SpecLab(ex.Lab):
+    """A Lab whose runs are their specs: what would be trained, without training it."""
+
+    def _get(self, spec):
+        return spec
+
+
+def test_seed_layout_at_each_depth():
+    assert ex.seed_layout_range(55) == (19, 41)
+    assert ex.seed_layout_range(8) == (3, 6)
+    assert ex.seed_layout_range(16) == (6, 12)
+    lm = SpecLab(Path("c"), ex.small_setting()).layer_map("contiguous")
+    assert lm.num_layers == 16 + 2 * 6 and lm.indices("dup") == list(range(12, 24))
+    assert {lm.source_of(i) for i in lm.indices("dup")} == set(range(6, 12))
+
+
+def test_tiny_runs_are_the_specs_the_cache_already_holds():
+    # the keys of every cached tiny run depend on this staying exactly the default fine-tune
+    lab = SpecLab(Path("c"), ex.tiny_setting())
+    assert lab.normal(3) == finetune(tiny_base(3), snapshots=ex.SNAPSHOTS)
+    plan = ex.plan_for("contiguous", 8)
+    assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan.text,
+                                                              snapshots=ex.SNAPSHOTS, lr=1e-3)
+    assert lab.lr == 3e-4 and lab.epoch_steps == 64
+
+
+def test_small_runs_pretrain_the_small_preset():
+    lab = SpecLab(Path("c"), ex.small_setting())
+    spec = lab.upscaled(2, "interleaved", mode=Lora())
+    assert spec.root().preset == "small" and spec.base.seed == 2 and spec.base.steps == 400
+    assert spec.snapshots == ex.SMALL_SNAPSHOTS and spec.lr == lab.lr == 1e-4
+    assert spec.precision == "auto"  # bf16 on the GPU, by the loop
+    assert tiny.PRESETS["small"].num_layers == lab.setting.depth == 16
+
+
+def full_lab(tmp_path, monkeypatch):
+    base = tiny.save(tiny.preset("tiny", num_layers=10), 0, tmp_path / "base")
+    data = tmp_path / "data.txt"
+    data.write_text("\n".join(f"line {i}: " + "abc" * (i % 7 + 1) for i in range(400)))
+    monkeypatch.setattr("harness.launch.get_or_launch", lambda spec, cache: spec, raising=False)
+    return SpecLab(Path("c"), ex.full_setting(base, data)), base, data
+
+
+def test_full_runs_fine_tune_the_given_checkpoint_on_the_given_data(tmp_path, monkeypatch):
+    lab, base, data = full_lab(tmp_path, monkeypatch)
+    spec = lab.upscaled(5, "contiguous")
+    assert spec.base == Checkpoint(path=str(base)) and spec.seed == 5
+    assert spec.data.train == Local(path=str(data)) and set(spec.data.evals) == {"target"}
+    assert lab.layer_map("contiguous").source_layers == 10 and lab.epoch_steps >= 1
+    with pytest.raises(Skipped, match="needs held-out 'original'-domain data"):
+        lab.needs("original")
+    lab.needs("target")
+    with pytest.raises(Skipped, match="the base is the given checkpoint"):
+        lab.base(0)
+
+
+def test_manifest_lab_gives_its_one_run_and_skips_the_rest():
+    run = SimpleNamespace(layer_map="LM", epoch_end=lambda e: {1: 10, 2: 20}[e])
+    lab = ex.ManifestLab(run)
+    assert lab.seeds(list(range(8))) == [0] and lab.single_run
+    assert lab.layer_map("contiguous") == "LM" and lab.epoch_steps == 10
+    assert lab.upscaled(0, "contiguous", epochs=2, snapshots=(0, 1), track=("*",)) is run
+    reasons = {
+        "`interleaved` needs training": lambda: lab.layer_map("interleaved"),
+        "a normal, not upscaled, fine-tune": lambda: lab.normal(0),
+        "a fine-tune with other mode": lambda: lab.upscaled(0, "contiguous", mode=Lora()),
+        "a base pre-trained per seed": lambda: lab.base(0),
+        "a manifest gives weights only": lambda: lab.needs("target"),
+        "its schedule": lambda: lab.needs_training("its schedule"),
+    }
+    for reason, call in reasons.items():
+        with pytest.raises(Skipped, match=reason):
+            call()
