@@ -11,6 +11,7 @@ left out; so is a sliding window (every preset's window is longer than its max_p
 
 from __future__ import annotations
 
+from harness.dims import Dims
 from harness.errors import UplabError
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by a fragment of torch.cuda.get_device_name().
@@ -20,68 +21,23 @@ PEAK_BF16 = {
     "L40S": 362e12, "L40": 181e12, "L4": 121e12, "A10": 125e12,
 }
 
-# Which projections carry a bias in each family: True always, a string names the config flag.
-_BIASES: dict[str, dict[str, bool | str]] = {
-    "mistral": {},
-    "llama": {"qkv": "attention_bias", "o": "attention_bias", "mlp": "mlp_bias"},
-    "qwen2": {"qkv": True},
-}
-_FIELDS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-           "num_attention_heads", "num_key_value_heads")
-
-
-def _dims(config) -> dict[str, int]:
-    kind = getattr(config, "model_type", None)
-    if kind not in _BIASES:
-        raise UplabError(f"no FLOP count for architecture {kind!r}; uplab counts {', '.join(sorted(_BIASES))}")
-    d = {f: getattr(config, f, None) for f in _FIELDS}
-    bad = [f for f, v in d.items() if not isinstance(v, int) or v < 1]
-    if bad:
-        raise UplabError(f"{kind} config needs positive integer {', '.join(bad)}; got "
-                         f"{', '.join(f'{f}={d[f]!r}' for f in bad)}")
-    d["head_dim"] = getattr(config, "head_dim", None) or d["hidden_size"] // d["num_attention_heads"]
-    return d
-
-
-def _has_bias(config, part: str) -> bool:
-    flag = _BIASES[config.model_type].get(part, False)
-    return bool(getattr(config, flag, False)) if isinstance(flag, str) else flag
-
-
-def _layer_shapes(config) -> dict[str, tuple[int, int]]:
-    """(in, out) of every projection in one decoder layer."""
-    d = _dims(config)
-    h, q, kv = d["hidden_size"], d["num_attention_heads"] * d["head_dim"], d["num_key_value_heads"] * d["head_dim"]
-    i = d["intermediate_size"]
-    return {"q": (h, q), "k": (h, kv), "v": (h, kv), "o": (q, h), "gate": (h, i), "up": (h, i), "down": (i, h)}
-
-
 def matmul_params(config) -> int:
     """N of 6·N: weights of every projection and the lm_head (tied or not); no embeddings, biases, norms."""
-    d = _dims(config)
-    per_layer = sum(a * b for a, b in _layer_shapes(config).values())
-    return d["num_hidden_layers"] * per_layer + d["vocab_size"] * d["hidden_size"]
+    d = Dims.from_config(config)
+    return d.layers * d.linear_params() + d.vocab * d.hidden
 
 
 def param_count(config) -> int:
     """Every parameter of the HF model, a tied lm_head once: sum(p.numel()) without building it."""
-    d = _dims(config)
-    shapes = _layer_shapes(config)
-    part = {"q": "qkv", "k": "qkv", "v": "qkv", "o": "o", "gate": "mlp", "up": "mlp", "down": "mlp"}
-    biases = sum(out for name, (_, out) in shapes.items() if _has_bias(config, part[name]))
-    norms = 2 * d["hidden_size"]
-    per_layer = sum(a * b for a, b in shapes.values()) + biases + norms
-    embed = d["vocab_size"] * d["hidden_size"]
-    head = 0 if getattr(config, "tie_word_embeddings", False) else embed
-    return d["num_hidden_layers"] * per_layer + embed + head + d["hidden_size"]
+    return Dims.from_config(config).params()
 
 
 def attention_flops_per_token(config, seq_len: int) -> float:
     """12·L·h_attn·s: QKᵀ and AV, forward and backward, full s×s (no causal halving, as PaLM)."""
     if not isinstance(seq_len, int) or seq_len < 1:
         raise UplabError(f"sequence length must be a positive integer, got {seq_len!r}")
-    d = _dims(config)
-    return 12.0 * d["num_hidden_layers"] * d["num_attention_heads"] * d["head_dim"] * seq_len
+    d = Dims.from_config(config)
+    return 12.0 * d.layers * d.heads * d.head_dim * seq_len
 
 
 def flops_per_token(config, seq_len: int) -> float:
