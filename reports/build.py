@@ -40,8 +40,11 @@ _ENV = jinja2.Environment(
 _ENV.filters.update(num=view.num, pval=view.pval, signed=view.signed)
 
 
-def assemble(records: Iterable[ClaimRecord | Mapping[str, Any]], provenance: Mapping[str, Any]) -> dict:
-    """The report document: records deduplicated and sorted, Holm applied across all of them."""
+def assemble(records: Iterable[ClaimRecord | Mapping[str, Any]], provenance: Mapping[str, Any],
+             skipped: Iterable[Mapping[str, str]] = ()) -> dict:
+    """The report document: records deduplicated and sorted, Holm applied across all of them;
+    `skipped` ({"test", "reason"} of claim tests that did not run) grouped by reason, so that no
+    claim leaves the report silently."""
     latest: dict[tuple, ClaimRecord] = {}
     for rec in records:
         rec = rec if isinstance(rec, ClaimRecord) else ClaimRecord.from_dict(rec)
@@ -50,8 +53,12 @@ def assemble(records: Iterable[ClaimRecord | Mapping[str, Any]], provenance: Map
     adjusted = holm(ordered)
     claims = [dataclasses.replace(rec, adjusted=adj).to_dict() for rec, adj in zip(ordered, adjusted)]
     # Round-trip through JSON so the document is exactly what claims.json will hold.
-    return json.loads(json.dumps({"schema": SCHEMA, "provenance": dict(provenance), "claims": claims},
-                                 allow_nan=False))
+    by_reason: dict[str, set[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s["reason"], set()).add(s["test"])
+    groups = [{"reason": r, "tests": sorted(t)} for r, t in sorted(by_reason.items())]
+    return json.loads(json.dumps({"schema": SCHEMA, "provenance": dict(provenance), "claims": claims,
+                                  "skipped": groups}, allow_nan=False))
 
 
 def holm(records: list[ClaimRecord]) -> list[dict[str, Any]]:
@@ -135,6 +142,11 @@ def _validate(document: Any) -> None:
     claims = document.get("claims")
     if not isinstance(claims, list):
         raise ValueError("'claims' must be a list")
+    skipped = document.get("skipped", [])  # absent in reports written before it existed
+    if not isinstance(skipped, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("reason"), str) and isinstance(s.get("tests"), list)
+            for s in skipped):
+        raise ValueError("'skipped' must be a list of {reason, tests}")
     for i, claim in enumerate(claims):
         try:
             ClaimRecord.from_dict(claim)

@@ -79,6 +79,7 @@ def context(document: Mapping[str, Any]) -> dict[str, Any]:
         "matrix": list(rows.values()),
         "groups": list(groups.values()),
         "n_claims": len(claims),
+        "skipped": document.get("skipped", []),
         "n_matched": matched,
         "label": label,
         "ci": ci,

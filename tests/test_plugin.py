@@ -169,6 +169,22 @@ def test_cuda_devices_reads_torch(monkeypatch):
     assert devices.cuda_devices()[0] == 2
 
 
+def test_skipped_claim_tests_are_in_the_report_with_their_reason(uplab):
+    uplab.makepyfile(CLAIM_TEST.format(effects=[0.3, 0.2, 0.4, 0.1, 0.3, 0.2, 0.25, 0.35], extra="") + '''
+@pytest.mark.parametrize("scale", ["small"])
+def test_later(scale, claim):
+    pytest.skip("needs what this machine lacks")
+
+@pytest.mark.skip(reason="not a claim test")
+def test_plain():
+    pass
+''')
+    result = uplab.runpytest("-n", "2")
+    result.assert_outcomes(passed=1, skipped=2)
+    assert claims_json(uplab)["skipped"] == [
+        {"reason": "needs what this machine lacks", "tests": ["test_skipped_claim_tests_are_in_the_report_with_their_reason.py::test_later[small]"]}]
+
+
 @pytest.mark.parametrize("given, reason", [
     ([], "full scale needs --base-model PATH and --train-data PATH, or --checkpoints MANIFEST"),
     (["--base-model", "base"], "full scale needs --train-data PATH (given --base-model), or --checkpoints MANIFEST"),

@@ -111,6 +111,25 @@ def test_within_run_decision_is_flagged(tmp_path):
     assert "within one run" in html
 
 
+def test_skipped_claim_tests_are_listed_by_reason(tmp_path, records):
+    skipped = [{"test": "t.py::a[small]", "reason": "gpu: needs 1 CUDA device"},
+               {"test": "t.py::b[small]", "reason": "gpu: needs 1 CUDA device"},
+               {"test": "t.py::a[full]", "reason": "full scale needs --base-model PATH"}]
+    doc = build.assemble(records, PROVENANCE, skipped)
+    assert doc["skipped"] == [
+        {"reason": "full scale needs --base-model PATH", "tests": ["t.py::a[full]"]},
+        {"reason": "gpu: needs 1 CUDA device", "tests": ["t.py::a[small]", "t.py::b[small]"]}]
+    html = build.render(doc)
+    assert 'id="skipped-table"' in html and "2 tests" in html and "t.py::b[small]" in html
+    assert 'id="skipped-table"' not in build.render(build.assemble(records, PROVENANCE))
+    build.write_document(doc, tmp_path)
+    assert build.load(tmp_path)["skipped"] == doc["skipped"]
+    bad = {**doc, "skipped": [{"reason": 1}]}
+    (tmp_path / "claims.json").write_text(json.dumps(bad))
+    with pytest.raises(UplabError, match="'skipped' must be a list of"):
+        build.load(tmp_path)
+
+
 def test_rebuild_reproduces_index_html(report):
     index = report / "index.html"
     original = index.read_bytes()
