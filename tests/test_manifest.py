@@ -111,7 +111,12 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
          "-p", "no:cacheprovider", "-rs", "-q"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     print(proc.stdout[-6000:])
-    claims = json.loads((out / "claims.json").read_text())["claims"]
+    document = json.loads((out / "claims.json").read_text())
+    claims = document["claims"]
+    # what did not run is in the report too, with its reason
+    reasons = " ".join(g["reason"] for g in document["skipped"])
+    assert "--checkpoints gives one run trained elsewhere" in reasons and "the manifest holds one upscale" in reasons
+    assert sum(len(g["tests"]) for g in document["skipped"]) >= 20
     decided = {c["id"]: c for c in claims}
     # the within-run claims, and only the manifest's one layout (contiguous)
     assert set(decided) == {"dups_more_responsive", "post_norm_moves_in_dups", "o_proj_less_sensitive",
