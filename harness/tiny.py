@@ -1,8 +1,8 @@
 """Decoder presets of the `tiny` and `small` scales (DESIGN §4), built from a seed, saved like any HF checkpoint.
 
 `tiny` (~0.3M parameters, 8 layers) trains on one CPU core in seconds. `small` (16 layers, hidden
-256, ~16M parameters) is what the claim suite trains on one GPU: its ~90 runs keep their fp32
-snapshots in the run cache (63 MB each, ~28 GB for the suite), which a wider model would not fit on
+256, ~16M parameters) is what the claim suite trains on one GPU: its 104 runs keep their fp32
+snapshots in the run cache (63 MB each, ~30 GB for the suite), which a wider model would not fit on
 a GPU runner's disk. `small-512` (16 × 512, ~50M) and `small-32` (32 × 384, ~55M) are the sizes
 the MFU benchmark trains. Widths are multiples of 128 and heads are 64 wide, shapes that bf16
 tensor-core matmuls and flash attention kernels handle without padding. All share the byte vocabulary below, so the same data and tokenizer serve both.
