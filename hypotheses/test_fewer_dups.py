@@ -8,10 +8,10 @@ original layers?"
 Operationalisation: per seed, two upscales of the same base, fine-tuned alike (1 epoch, lr
 3e-4): `single` (layer 3 duplicated once, right after itself) and a five-layer block (layers
 1–5 duplicated once after layer 5, `strategies.contiguous(1, 6, copies=1)`: it contains layer 3
-and ends where the seed's range ends at tiny depth; at other depths the five layers end where the
-seed's range ends, or start at the single's layer when that would leave it out). Fill per duplicate = mean over the
-duplicates of ‖W_end‖ / ‖W_source‖ of the zeroed o_proj and down_proj. Effect: fill(single) −
-fill(five), paired by seed. Claimed direction: > 0.
+and ends where the seed's range ends at tiny depth; at other depths the five layers end where
+the seed's range ends, or start at the single's layer when that would leave it out). Fill per
+duplicate = mean over the duplicates of ‖W_end‖ / ‖W_source‖ of the zeroed o_proj and down_proj.
+Effect: fill(single) − fill(five), paired by seed. Claimed direction: > 0.
 
 Reported, not decided: the same fill early in the run (step 16, before the fill levels off; see
 `dups_saturate`), spill into the originals (mean rel change of the original layers, all modules)
@@ -62,15 +62,16 @@ def paired_plot(panels, seeds):
 @pytest.mark.parametrize("scale, pair", scale_grid({"single-vs-five": CASES}))
 def test_fewer_dups_fill_faster(scale, pair, lab, seeds, claim):
     lab.needs_training("upscales of two layouts")
-    pair = {"single": lab.plan("single"), "five": five_block(lab.setting.depth)}
-    maps = {name: lab.map_of(plan) for name, plan in pair.items()}
-    runs = {name: [lab.finetuned(seed, plan) for seed in seeds] for name, plan in pair.items()}
-    rows = {name: [deltas(r, maps[name]) for r in runs[name]] for name in pair}
-    fill = {name: [mean_fill(x) for x in rows[name]] for name in pair}
-    early = {name: [mean_fill(deltas(r, maps[name], 0, EARLY)) for r in runs[name]] for name in pair}
-    spill = {name: [orig_rel(x, maps[name]) for x in rows[name]] for name in pair}
+    plans = {"single": lab.plan("single"), "five": five_block(lab.setting.depth)}
+    assert tuple(plans) == pair
+    maps = {name: lab.map_of(plan) for name, plan in plans.items()}
+    runs = {name: [lab.finetuned(seed, plan) for seed in seeds] for name, plan in plans.items()}
+    rows = {name: [deltas(r, maps[name]) for r in runs[name]] for name in plans}
+    fill = {name: [mean_fill(x) for x in rows[name]] for name in plans}
+    early = {name: [mean_fill(deltas(r, maps[name], 0, EARLY)) for r in runs[name]] for name in plans}
+    spill = {name: [orig_rel(x, maps[name]) for x in rows[name]] for name in plans}
     kept = {name: [r.scores().get("original", {}).get("loss", float("nan")) for r in runs[name]]
-            for name in pair}
+            for name in plans}
     effects = [a - b for a, b in zip(fill["single"], fill["five"])]
     claim.check(
         id="fewer_dups_fill_faster",
@@ -88,7 +89,7 @@ def test_fewer_dups_fill_faster(scale, pair, lab, seeds, claim):
                         "16) the lone duplicate is even behind (-0.0089, CI [-0.0118, -0.0056]). "
                         "What differs is spill: originals change more with one duplicate "
                         "(mean rel +0.0095, CI [+0.0077, +0.0115])"},
-        runs=[r.key for name in pair for r in runs[name]],
+        runs=[r.key for name in plans for r in runs[name]],
         plots={"fill, spill and retention: single vs five": paired_plot({
             "fill per duplicate (end)": (fill["single"], fill["five"]),
             f"fill per duplicate (step {EARLY})": (early["single"], early["five"]),

@@ -31,23 +31,23 @@ def original_loss(run) -> float:
     return run.scores()["original"]["loss"]
 
 
-def gap_plot(LRS, gaps, losses, seeds):
+def gap_plot(lrs, gaps, losses, seeds):
     fig = new_figure(10.0, 3.2)
     ax1, ax2 = fig.subplots(1, 2)
     for k, s in enumerate(seeds):
-        ax1.plot(range(len(LRS)), [g[k] for g in gaps], "o-", color="#1f5f8b", alpha=0.7)
-        ax1.annotate(str(s), (len(LRS) - 1, gaps[-1][k]), xytext=(4, 0), textcoords="offset points",
+        ax1.plot(range(len(lrs)), [g[k] for g in gaps], "o-", color="#1f5f8b", alpha=0.7)
+        ax1.annotate(str(s), (len(lrs) - 1, gaps[-1][k]), xytext=(4, 0), textcoords="offset points",
                      fontsize=7)
     ax1.axhline(0, color="black", lw=0.6)
-    ax1.set_xticks(range(len(LRS)), [f"lr {lr:g}" for lr in LRS])
+    ax1.set_xticks(range(len(lrs)), [f"lr {lr:g}" for lr in lrs])
     ax1.set_ylabel("original-domain loss, upscale − normal")
     ax1.set_title("retention gap per seed (< 0: upscale retains more)", fontsize=9)
     for kind, style in (("normal", "s--"), ("upscale", "o-")):
-        for j, lr in enumerate(LRS):
+        for j, lr in enumerate(lrs):
             ax2.plot([j] * len(seeds), losses[kind][j], style[0], alpha=0.6,
                      color="#b03a2e" if kind == "upscale" else "#1f5f8b",
                      label=kind if j == 0 else None)
-    ax2.set_xticks(range(len(LRS)), [f"lr {lr:g}" for lr in LRS])
+    ax2.set_xticks(range(len(lrs)), [f"lr {lr:g}" for lr in lrs])
     ax2.set_ylabel("original-domain loss at the end")
     ax2.set_title("forgetting: normal vs upscale", fontsize=9)
     ax2.legend(fontsize=7)
@@ -57,18 +57,18 @@ def gap_plot(LRS, gaps, losses, seeds):
 @pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
 def test_harder_training(scale, strategy, lab, seeds, claim):
     lab.needs("original")
-    LRS = (lab.lr, float(f"{lab.lr * HARDER:.3g}"))
-    normal = {lr: [lab.normal(seed, lr=lr) for seed in seeds] for lr in LRS}
-    upscaled = {lr: [lab.upscaled(seed, strategy, lr=lr) for seed in seeds] for lr in LRS}
-    losses = {"normal": [[original_loss(r) for r in normal[lr]] for lr in LRS],
-              "upscale": [[original_loss(r) for r in upscaled[lr]] for lr in LRS]}
-    gaps = [[u - n for u, n in zip(losses["upscale"][j], losses["normal"][j])] for j in range(len(LRS))]
+    lrs = (lab.lr, float(f"{lab.lr * HARDER:.3g}"))
+    normal = {lr: [lab.normal(seed, lr=lr) for seed in seeds] for lr in lrs}
+    upscaled = {lr: [lab.upscaled(seed, strategy, lr=lr) for seed in seeds] for lr in lrs}
+    losses = {"normal": [[original_loss(r) for r in normal[lr]] for lr in lrs],
+              "upscale": [[original_loss(r) for r in upscaled[lr]] for lr in lrs]}
+    gaps = [[u - n for u, n in zip(losses["upscale"][j], losses["normal"][j])] for j in range(len(lrs))]
     effects = [high - low for low, high in zip(gaps[0], gaps[-1])]
     claim.check(
         id="harder_training",
         statement="The upscale's retention advantage over a normal fine-tune (lower original-"
                   "domain loss) widens when training harder (higher learning rate).",
-        method=f"1-epoch fine-tunes, normal and {strategy} upscale, at lr {LRS[0]:g} and {LRS[1]:g}; "
+        method=f"1-epoch fine-tunes, normal and {strategy} upscale, at lr {lrs[0]:g} and {lrs[1]:g}; "
                "retention gap = original-domain answer loss at the end, upscale - normal; effect "
                "gap(high lr) - gap(low lr), paired by seed; sign-flip test over seeds",
         effects=effects, direction="less", seeds=seeds,
@@ -78,6 +78,6 @@ def test_harder_training(scale, strategy, lab, seeds, claim):
                         "domain (exact match <= 0.008, loss 2.6-4.6 in every seed), so the high-LR "
                         "gap compares two erased models and its sign varies by seed; at 3e-4 the "
                         "upscale already forgets more than the normal model in 6 of 8 seeds"},
-        runs=[r.key for lr in LRS for r in normal[lr] + upscaled[lr]],
-        plots={"retention gap vs learning rate": gap_plot(LRS, gaps, losses, seeds)},
+        runs=[r.key for lr in lrs for r in normal[lr] + upscaled[lr]],
+        plots={"retention gap vs learning rate": gap_plot(lrs, gaps, losses, seeds)},
     )
