@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import dup_region_profile, plot_profiles, within_slice_rho
+from fixtures.effects_patterns import dup_region_profile, plot_profiles, within_slice_rho, within_slice_rhos
 from fixtures.experiments import deltas
 from fixtures.params import scale_grid
 from harness.heatmap import plot_deltas
@@ -46,8 +46,10 @@ def test_slice_own_gradient(scale, aspect, lab, seeds, claim):
     lm = lab.layer_map(STRATEGY)
     runs = [lab.upscaled(seed, STRATEGY) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
+    within = None  # the within-run form (a manifest's one run): only the `within` aspect has one
     if aspect == "within":
         effects = [within_slice_rho(rows, lm) for rows in per_run]
+        within = (within_slice_rhos(per_run[0], lm),)  # units: (slice, module)
         method = ("mean over duplicate slices and modules of Spearman(position in slice, change); "
                   "change = rel (kept modules) or fill (zeroed ones); sign-flip test over seeds")
     else:
@@ -61,7 +63,7 @@ def test_slice_own_gradient(scale, aspect, lab, seeds, claim):
         id="slice_own_gradient",
         statement="Within each duplicated slice of a contiguous upscale, change rises with depth "
                   "and restarts at the next slice.",
-        method=method, effects=effects, direction="greater",
+        method=method, effects=effects, direction="greater", within=within,
         runs=[r.key for r in runs], seeds=seeds,
         expected={"tiny": want}, reason={"tiny": why},
         plots={f"rel change, seed {seeds[0]} ({STRATEGY})":

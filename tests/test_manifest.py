@@ -120,9 +120,9 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
     decided = {c["id"]: c for c in claims}
     # the within-run claims, and only the manifest's one layout (contiguous)
     assert set(decided) == {"dups_more_responsive", "post_norm_moves_in_dups", "o_proj_less_sensitive",
-                            "dup_rate_not_slowing"}, proc.stdout[-3000:]
+                            "dup_rate_not_slowing", "slice_own_gradient"}, proc.stdout[-3000:]
     for c in claims:
-        assert c["scale"] == "full" and c["case"] == "contiguous"
+        assert c["scale"] == "full" and c["case"] == ("within" if c["id"] == "slice_own_gradient" else "contiguous")
         assert c["decision"]["within_run"] is True and c["decision"]["n"] == 1
         assert "Within-run fallback" in c["method"]
     assert "--checkpoints gives one run trained elsewhere" in proc.stdout
@@ -131,4 +131,5 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
     # a within-run verdict may differ from the seed-level expectation; nothing else may fail
     failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     assert all(any(f"::test_{name}" in line or name in line for name in
-                   ("dups_more_responsive", "post_norm", "o_proj", "dup_rate")) for line in failed), failed
+                   ("dups_more_responsive", "post_norm", "o_proj", "dup_rate", "slice_own_gradient[full-within]"))
+               for line in failed), failed
