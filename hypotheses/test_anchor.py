@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import heldout, loss, skip_rise
+from harness.claims.function import heldout, loss, skip_rise
 
 from fixtures.params import strategy_params
 from harness.plots import new_figure

@@ -5,7 +5,7 @@ of change remained the same for epoch 1 & 2)"; "There are no indications that th
 layers are 'slowing down'" (Sample C, epoch 2 vs epoch 1, read as the rate of change).
 
 Operationalisation: per seed, two epochs (2 × 64 steps, one cosine schedule over both) of the
-seed's contiguous upscale (`fixtures.effects_time.LONG`, shared with `dups_saturate` and
+seed's contiguous upscale (`harness.claims.time.LONG`, shared with `dups_saturate` and
 `few_steps_reconnect`). For every (layer, module): rate ratio = ‖W₁₂₈ − W₆₄‖ / ‖W₆₄ − W₀‖, the
 change in epoch 2 over the change in epoch 1 (epochs are equally long, so a ratio of rates).
 Mean ratio over the duplicates' units and over the originals' units (all nine modules; a
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_time import layer_rate_ratios, long_run, rate_ratios
-from fixtures.experiments import deltas
+from harness.claims.time import layer_rate_ratios, long_run, rate_ratios
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 from harness.plots import new_figure

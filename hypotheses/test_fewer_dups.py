@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures.effects_time import mean_fill, role_of
-from fixtures.experiments import deltas, seed_layout_range
+from harness.claims.time import mean_fill, role_of
+from harness.claims.lab import deltas, seed_layout_range
 from fixtures.params import scale_grid
 from harness import strategies
 from harness.plots import new_figure

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import first_layers_z
-from fixtures.experiments import deltas
+from harness.claims.patterns import first_layers_z
+from harness.claims.lab import deltas
 from fixtures.params import scales
 from harness.heatmap import plot_deltas
 

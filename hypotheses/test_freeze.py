@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import final, freeze_originals, rise
+from harness.claims.function import final, freeze_originals, rise
 
 from fixtures.params import strategy_params
 from harness.plots import new_figure

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import final, frozen_normal, rise
+from harness.claims.function import final, frozen_normal, rise
 from fixtures.params import strategy_params
 from harness.plots import effects_strip
 from harness.stats import decide_equivalence

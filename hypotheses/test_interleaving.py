@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import coefficient_of_variation, final, per_layer_mean_rel
-from fixtures.experiments import deltas
+from harness.claims.function import coefficient_of_variation, final, per_layer_mean_rel
+from harness.claims.lab import deltas
 from fixtures.params import scales
 from harness.plots import new_figure
-from fixtures.effects_patterns import FULL_SCALE
+from harness.claims.patterns import FULL_SCALE
 
 STRATEGIES = ("interleaved", "contiguous")
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import LORA, final, rise
-from fixtures.experiments import deltas
+from harness.claims.function import LORA, final, rise
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 from harness.plots import new_figure
-from fixtures.effects_patterns import dup_orig_log_ratio
+from harness.claims.patterns import dup_orig_log_ratio
 
 
 def retention_plot(columns, seeds):

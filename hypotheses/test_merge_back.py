@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import heldout, loss, reset_loss
+from harness.claims.function import heldout, loss, reset_loss
 from fixtures.params import scales
 from harness.plots import new_figure
 

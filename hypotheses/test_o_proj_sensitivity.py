@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import dup_fill_log_ratio, dup_fill_log_ratios
-from fixtures.experiments import deltas
+from harness.claims.patterns import dup_fill_log_ratio, dup_fill_log_ratios
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import layer_log_means, role_mean_log_ratio
-from fixtures.experiments import deltas
+from harness.claims.patterns import layer_log_means, role_mean_log_ratio
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 

@@ -6,7 +6,7 @@ duplicated layers? Are we really repairing the 'neurons' step-by-step, or have t
 significantly rearranged by the first (few?) steps?"
 
 Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
-(`fixtures.effects_time.LONG`: snapshots at steps 0, 1, 2, 4, 8, 16, 32, then every 16 to 128;
+(`harness.claims.time.LONG`: snapshots at steps 0, 1, 2, 4, 8, 16, 32, then every 16 to 128;
 per-step weight and gradient norms of every o_proj, down_proj and up_proj). Two times, each the
 step (linearly interpolated between snapshots) at which a curve first reaches half its value at
 the end of training:
@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures.effects_time import (Long, ablation_cost, direction_cos, dup_zeroed_names, half_time,
+from harness.claims.time import (Long, ablation_cost, direction_cos, dup_zeroed_names, half_time,
                                    log2_ratio, long_run, mean_fill)
-from fixtures.experiments import deltas
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import FULL_SCALE, dup_orig_log_ratio, layer_log_means
-from fixtures.experiments import deltas
+from harness.claims.patterns import FULL_SCALE, dup_orig_log_ratio, layer_log_means
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 

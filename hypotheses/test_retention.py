@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_function import final, rise
+from harness.claims.function import final, rise
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 

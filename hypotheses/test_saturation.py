@@ -5,7 +5,7 @@ Tunguska's slices of duplicated layers are nearly saturated, the resulting model
 coherent"; "Saturating these duplicated layers MIGHT be a good goal to pursue."
 
 Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
-(`fixtures.effects_time.LONG`), snapshots every 16 steps (0..128). y(t) = mean fill
+(`harness.claims.time.LONG`), snapshots every 16 steps (0..128). y(t) = mean fill
 (‖W_t‖ / ‖W_source‖) of the duplicates' zeroed o_proj and down_proj. Time t is the cumulative
 learning rate Σ lr up to the snapshot, not the step: the cosine schedule alone would make any
 steadily growing weight look saturating over steps. `harness.stats.saturation(t, y)` fits a
@@ -24,8 +24,8 @@ import math
 
 import pytest
 
-from fixtures.effects_time import Long, cumulative_lr, long_run, mean_fill
-from fixtures.experiments import deltas
+from harness.claims.time import Long, cumulative_lr, long_run, mean_fill
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.plots import new_figure
 from harness.stats import saturation

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import slice_pair_similarity
-from fixtures.experiments import deltas
+from harness.claims.patterns import slice_pair_similarity
+from harness.claims.lab import deltas
 from fixtures.params import strategy_params
 from harness.heatmap import plot_deltas
 

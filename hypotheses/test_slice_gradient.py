@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.effects_patterns import dup_region_profile, plot_profiles, within_slice_rho, within_slice_rhos
-from fixtures.experiments import deltas
+from harness.claims.patterns import dup_region_profile, plot_profiles, within_slice_rho, within_slice_rhos
+from harness.claims.lab import deltas
 from fixtures.params import scale_grid
 from harness.heatmap import plot_deltas
 from harness.stats import break_at_boundaries

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fixtures.effects_patterns import change_profile, depth_centre, plot_profiles, plot_series, slope, spearman
-from fixtures.experiments import deltas
+from harness.claims.patterns import change_profile, depth_centre, plot_profiles, plot_series, slope, spearman
+from harness.claims.lab import deltas
 from fixtures.params import scale_grid
 from harness.heatmap import plot_deltas
 

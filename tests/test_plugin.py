@@ -212,7 +212,7 @@ def test_full_runs_with_its_inputs(uplab, given):
 
 def write_tiny_manifest(folder):
     """A valid manifest over untrained tiny checkpoints (8 layers, upscaled to 14)."""
-    from fixtures.experiments import plan_for
+    from harness.claims.lab import plan_for
     from harness import tiny
 
     tiny.save(tiny.preset("tiny"), 0, folder / "m-base")

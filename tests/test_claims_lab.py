@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fixtures import experiments as ex
+from harness.claims import lab as ex
 from harness import tiny
 from harness.data import Local
 from harness.runs import Checkpoint, finetune, tiny_base
