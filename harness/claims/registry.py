@@ -1,0 +1,160 @@
+"""The claim registry (the protocol) as frozen values: `load()` reads `registry.yaml` once.
+
+A `Case` is everything that decides one result: metric, unit, direction, test kind, sesoi. A
+secondary case inherits whatever it does not override from the primary. `protocol_hash` is the
+identity of a claim's primary protocol; baselines store it, so that an edit to a primary after
+results exist shows up (and needs a dated deviation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from harness.errors import UplabError
+
+REGISTRY = Path(__file__).with_name("registry.yaml")
+SCALES = ("tiny", "small", "full", "real")
+TESTS = ("superiority", "non-inferiority", "equivalence")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Case(_Frozen):
+    """How one case of a claim is decided."""
+
+    case: str = Field(min_length=1)
+    metric: str
+    unit: str
+    direction: Literal["greater", "less"]
+    test: Literal["superiority", "non-inferiority", "equivalence"]
+    sesoi: float = Field(gt=0)
+    sesoi_why: str = Field(min_length=10)
+    primary: bool = True
+    why: str = ""  # a secondary case: why it is looked at
+
+    @property
+    def one_sided(self) -> bool:
+        return self.test != "equivalence"
+
+
+class Secondary(_Frozen):
+    """An exploratory case: overrides of the primary's fields, and why it is looked at."""
+
+    case: str = Field(min_length=1)
+    why: str = Field(min_length=5)
+    metric: str | None = None
+    unit: str | None = None
+    direction: Literal["greater", "less"] | None = None
+    test: Literal["superiority", "non-inferiority", "equivalence"] | None = None
+    sesoi: float | None = Field(None, gt=0)
+    sesoi_why: str | None = None
+
+
+class Deviation(_Frozen):
+    """A dated change to a registered protocol: what it was, what it is, why."""
+
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    field: str
+    old: str
+    new: str
+    why: str = Field(min_length=10)
+    restored: bool = False  # the change undoes an earlier unregistered change
+
+
+class Entry(_Frozen):
+    """One claim of the registry."""
+
+    id: str
+    card: str = Field(min_length=5)
+    statement: str = Field(min_length=5)
+    module: str
+    primary: Case
+    controls: tuple[str, ...] = ()
+    secondary: tuple[Secondary, ...] = ()
+    scales: tuple[Literal["tiny", "small", "full", "real"], ...]
+    within: bool = False  # has a within-run form (one run trained elsewhere)
+    notes: dict[str, str] = {}
+    deviations: tuple[Deviation, ...] = ()
+
+    @model_validator(mode="after")
+    def _cases_unique(self):
+        names = [self.primary.case] + [s.case for s in self.secondary]
+        if len(set(names)) != len(names):
+            raise ValueError(f"case names must be unique, got {names}")
+        if not self.scales:
+            raise ValueError("a claim runs at one scale at least")
+        return self
+
+    @property
+    def cases(self) -> tuple[Case, ...]:
+        """The primary first, then every secondary case with the primary's fields filled in."""
+        out = [self.primary]
+        for s in self.secondary:
+            fields = self.primary.model_dump()
+            fields.update({k: v for k, v in s.model_dump().items() if v is not None})
+            fields["primary"] = False
+            out.append(Case(**fields))
+        return tuple(out)
+
+    def case(self, name: str) -> Case:
+        for c in self.cases:
+            if c.case == name:
+                return c
+        raise UplabError(f"claim {self.id} has no case {name!r}; registered: "
+                         f"{', '.join(c.case for c in self.cases)}")
+
+    @property
+    def protocol_hash(self) -> str:
+        """sha256 of the primary's protocol (what a result is decided by), 16 hex digits."""
+        body = json.dumps({"id": self.id, "primary": self.primary.model_dump(mode="json")},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+class Registry(_Frozen):
+    schema_: Literal["uplab.registry/1"] = Field(alias="schema")
+    registered: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    alpha: float = Field(gt=0, lt=1)
+    claims: dict[str, Entry]
+
+    def entry(self, claim_id: str) -> Entry:
+        if claim_id not in self.claims:
+            raise UplabError(f"no claim {claim_id!r} in the registry ({REGISTRY.name}); "
+                             f"registered: {', '.join(sorted(self.claims))}")
+        return self.claims[claim_id]
+
+    def primaries(self, scale: str) -> list[Entry]:
+        """The claims whose primary result belongs to the Holm family at `scale`."""
+        return [e for e in self.claims.values() if scale in e.scales]
+
+
+def parse(text: str, source: str = "registry") -> Registry:
+    """A registry from YAML text; one UplabError line naming the entry and field on bad input."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UplabError(f"{source}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("claims"), dict):
+        raise UplabError(f"{source}: expected a mapping with a 'claims' mapping")
+    claims = {cid: {"id": cid, **(body or {})} for cid, body in raw["claims"].items()}
+    try:
+        return Registry.model_validate({**raw, "claims": claims})
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UplabError(f"{source}: {where}: {err['msg']}") from None
+
+
+@lru_cache(maxsize=1)
+def load() -> Registry:
+    """The shipped registry."""
+    return parse(REGISTRY.read_text(encoding="utf-8"), REGISTRY.name)
