@@ -9,7 +9,7 @@ from typing import Literal
 from mergekit.config import ConditionalParameter
 
 from harness import arch as arch_facts
-from harness.plan import Plan
+from harness.plan import Plan, check_layer_count
 
 GROUPS = {"mlp", "self_attn"}  # filters that name a block on purpose
 
@@ -25,12 +25,14 @@ class Finding:
 
 
 def lint(plan: Plan, num_layers: int, model_type: str = "mistral") -> list[Finding]:
+    check_layer_count(num_layers, f"{plan.origin}: the source's depth")  # bounds every loop below
     facts = arch_facts.get(model_type)
     found: list[Finding] = []
     found += _ranges(plan, num_layers)
     found += _uncovered(plan, num_layers)
     found += _parameters(plan, num_layers, facts)
-    found += _edge_scales(plan, num_layers, model_type, facts)
+    if not errors(found):  # a range past the end has no layer map to check the edges of
+        found += _edge_scales(plan, num_layers, model_type, facts)
     return found
 
 

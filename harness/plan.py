@@ -23,6 +23,21 @@ from harness.layermap import LayerEntry, LayerMap
 
 _SCALE = next(p for p in get_merge_method("passthrough").spec.parameters if p.name == "scale")
 
+# The deepest source or upscale uplab accepts. Released models have a few hundred layers at most;
+# the bound is checked in constant time before any per-layer work, so a typo such as
+# `layer_range: [0, 99999999999999999999]` or `num_hidden_layers: 1e12` is one error line
+# instead of a layer map that grows until memory runs out.
+MAX_LAYERS = 4096
+
+
+def check_layer_count(value, what: str) -> int:
+    """`value` as a layer count in [1, MAX_LAYERS], or one UplabError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UplabError(f"{what} is {value!r}, not a whole number of layers")
+    if not 1 <= value <= MAX_LAYERS:
+        raise UplabError(f"{what} is {value}; uplab handles 1 to {MAX_LAYERS} layers")
+    return value
+
 
 def _known_methods() -> set[str]:
     from mergekit.merge_methods import registered_methods
@@ -67,6 +82,8 @@ class Plan:
 
     def layer_map(self, num_layers: int, model_type: str = "mistral") -> LayerMap:
         """Resolve every output layer; `num_layers` is the source model's depth."""
+        check_layer_count(num_layers, f"{self.origin}: the source's depth")
+        check_depth(self, num_layers)  # before any entry is built: the ranges bound the map
         facts = arch_facts.get(model_type)
         entries: list[LayerEntry] = []
         for s_idx, (start, end) in enumerate(self.ranges()):
@@ -129,6 +146,7 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
         )
     if not raw.get("slices"):
         raise UplabError(f"{origin}: a passthrough plan needs a non-empty `slices:` list")
+    _check_raw_ranges(raw["slices"], origin)
     try:
         config = MergeConfiguration.model_validate(raw)
     except ValidationError as e:
@@ -167,6 +185,30 @@ def _check_scales(config: MergeConfiguration, origin: str) -> None:
                 numbers(c.value, where)
         else:
             numbers(setting, where)
+
+
+def _check_raw_ranges(slices, origin: str) -> None:
+    """Layer ranges as written, before pydantic's lax mode turns `true` or "4" into an int."""
+    if not isinstance(slices, list):
+        return  # the schema names the problem
+    total = 0
+    for i, s in enumerate(slices):
+        sources = s.get("sources") if isinstance(s, dict) else None
+        for src in sources if isinstance(sources, list) else ():
+            r = src.get("layer_range") if isinstance(src, dict) else None
+            if r is None:
+                continue
+            if not (isinstance(r, list) and len(r) == 2
+                    and all(type(x) is int for x in r)):  # noqa: E721 - bool is an int subclass
+                raise UplabError(f"{origin}: slice {i} layer_range {r!r} is not two whole numbers; "
+                                 "write it as [start, end], e.g. [0, 4]")
+            if max(r) > MAX_LAYERS:
+                raise UplabError(f"{origin}: slice {i} layer_range {r} reaches past layer "
+                                 f"{MAX_LAYERS}, the deepest model uplab handles")
+            total += max(0, r[1] - max(0, r[0]))
+    if total > MAX_LAYERS:
+        raise UplabError(f"{origin}: the slices add up to {total} layers; uplab builds at most "
+                         f"{MAX_LAYERS}")
 
 
 def _check_structure(config: MergeConfiguration, origin: str) -> None:

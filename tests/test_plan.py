@@ -283,7 +283,7 @@ BAD = {
                     r"slice 0 has 2 sources"),
     "two-models": (config((0, 2)) + "  - sources:\n      - model: n\n        layer_range: [0, 2]\n",
                    r"2 different models"),
-    "range-not-int": (config(("a", 2)), r"slices\.0\.sources\.0\.layer_range"),
+    "range-not-int": (config(("a", 2)), r"slice 0 layer_range \['a', 2\] is not two whole numbers"),
     "no-model": ("merge_method: passthrough\nslices:\n  - sources:\n      - layer_range: [0, 2]\n",
                  r"slices\.0\.sources\.0\.model"),
 }
