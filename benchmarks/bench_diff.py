@@ -33,7 +33,7 @@ import pytest
 import torch
 
 from harness.measure.deltas import weight_deltas
-from harness.measure.synthetic import synthetic_pair
+from tests.synthetic import synthetic_pair  # test scaffolding, importable from the rootdir
 
 ROOT = Path(__file__).resolve().parents[1]
 GB = float(os.environ.get("UPLAB_BENCH_GB", "1.0"))

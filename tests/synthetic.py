@@ -1,4 +1,5 @@
-"""Synthetic safetensors checkpoints with real tensor names, for the diff's tests and benchmarks.
+"""Test scaffolding: synthetic safetensors checkpoints with real tensor names, for the diff's tests
+and benchmarks (which import it as tests.synthetic from the rootdir).
 
 `write_checkpoint` saves any named tensors as an HF-style directory (one file, or `shards`
 files and an index). `synthetic_pair` generates a Mistral-like base and a tuned copy

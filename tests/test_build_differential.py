@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness import tiny
 from harness.build import native, reference
-from harness.checkpoint import TensorReader
+from harness.checkpoint import Checkpoint
 from harness.strategies import contiguous
 from tests.build_helpers import ARCHS, any_plans
 
@@ -33,10 +33,10 @@ def sources(tmp_path_factory):
 
 
 def assert_same_tensors(a, b):
-    ra, rb = TensorReader(a), TensorReader(b)
+    ra, rb = Checkpoint(a), Checkpoint(b)
     assert sorted(ra.names()) == sorted(rb.names())
     for name in ra.names():
-        x, y = ra.get(name), rb.get(name)
+        x, y = ra.read(name), rb.read(name)
         assert x.dtype == y.dtype and x.shape == y.shape, name
         assert torch.equal(x, y), f"{name}: max |diff| {(x - y).abs().max().item():.3g}"
     ca = json.loads((a / "config.json").read_text())

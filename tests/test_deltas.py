@@ -15,8 +15,8 @@ from harness import tiny
 from harness.errors import UplabError
 from harness.layermap import LayerEntry, LayerMap
 from harness.measure.deltas import DeltaRow, pivot, read_csv, weight_deltas, write_csv
-from harness.measure.stream import Checkpoint
-from harness.measure.synthetic import write_checkpoint
+from harness.checkpoint import Checkpoint
+from synthetic import write_checkpoint
 
 ZERO = ("o_proj", "down_proj")
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.measure.synthetic import write_checkpoint
+from synthetic import write_checkpoint
 from harness.plots import PNG_MAGIC
 from tests.test_deltas import DUPS, ORDER, perturb, random_state, upscale_state
 

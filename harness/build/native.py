@@ -10,7 +10,7 @@ import transformers
 from tqdm.auto import tqdm
 
 from harness.build.recipe import recipe, upscaled_config
-from harness.checkpoint import ShardWriter, TensorReader, copy_side_files, read_config, staged_output
+from harness.checkpoint import Checkpoint, ShardWriter, copy_side_files, read_config, staged_output
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 from harness.plan import Plan
@@ -51,15 +51,15 @@ def upscale_checkpoint(src: str | Path, plan: Plan, out: str | Path, *, force: b
     """Stream `src` through the plan into a new checkpoint directory `out`."""
     src = Path(src)
     config = read_config(src)
-    reader = TensorReader(src)
-    steps, lm = recipe(plan, reader.names(), config)
-    new_config = upscaled_config(config, lm)
-    with staged_output(out, force=force) as stage:
-        writer = ShardWriter(stage, max_shard_bytes)
-        for s in tqdm(steps, desc="upscale (native)", unit="tensor", disable=not progress):
-            writer.add(s.out, _apply(reader.get(s.source), s.scale))
-        writer.close()
-        (stage / "config.json").write_text(json.dumps(new_config, indent=2, sort_keys=True))
-        (stage / "uplab_plan.yml").write_text(plan.text)
-        copy_side_files(src, stage)
+    with Checkpoint(src) as reader:
+        steps, lm = recipe(plan, reader.listed(), config)
+        new_config = upscaled_config(config, lm)
+        with staged_output(out, force=force) as stage:
+            writer = ShardWriter(stage, max_shard_bytes)
+            for s in tqdm(steps, desc="upscale (native)", unit="tensor", disable=not progress):
+                writer.add(s.out, _apply(reader.read(s.source), s.scale))
+            writer.close()
+            (stage / "config.json").write_text(json.dumps(new_config, indent=2, sort_keys=True))
+            (stage / "uplab_plan.yml").write_text(plan.text)
+            copy_side_files(src, stage)
     return lm

@@ -1,4 +1,5 @@
-"""Read safetensors checkpoints tensor by tensor, in bounded chunks: never a whole model in memory.
+"""The one safetensors reader (builders, diff, manifests, the run cache): tensor by tensor, in
+bounded chunks, never a whole model in memory.
 
 A safetensors file is an 8-byte little-endian header length, a JSON header (dtype, shape and
 byte range of every tensor) and the raw bytes. We parse the header ourselves, memory-map each
@@ -24,18 +25,35 @@ from pathlib import Path
 
 import torch
 
-from harness.checkpoint import INDEX, SINGLE, read_config
 from harness.errors import UplabError
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
 
 DTYPES: dict[str, torch.dtype] = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
+    "U8": torch.uint8, "U16": torch.uint16, "U32": torch.uint32, "U64": torch.uint64,
+    "BOOL": torch.bool,
 }
 MAX_HEADER = 100 * 2**20  # safetensors' own limit
 PAGE = mmap.PAGESIZE
 FAULT_AROUND = 2**21  # upper bound of Linux's fault_around_bytes (one page table)
+
+
+def read_config(path: str | Path) -> dict:
+    """config.json of an HF checkpoint directory."""
+    path = Path(path)
+    cfg = path / "config.json"
+    if not path.is_dir():
+        raise UplabError(f"{path}: not a checkpoint directory (it does not exist or is a file)")
+    if not cfg.is_file():
+        raise UplabError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise UplabError(f"{cfg}: not valid JSON ({e.msg} at line {e.lineno})") from None
 
 
 @dataclass(frozen=True)
@@ -97,7 +115,7 @@ def read_header(file: Path) -> dict[str, TensorInfo]:
                 "re-download or re-save it"
             )
         out[name] = TensorInfo(name, file, dtype, shape, base + begin, nbytes)
-    return out
+    return dict(sorted(out.items()))  # by name, as safe_open lists a file's tensors
 
 
 class Checkpoint:
@@ -125,6 +143,10 @@ class Checkpoint:
     def model_type(self) -> str | None:
         return (self.config or {}).get("model_type")
 
+    def listed(self) -> list[str]:
+        """Tensor names as the checkpoint lists them: its index's order, else by name."""
+        return list(self.tensors)
+
     def names(self) -> list[str]:
         """Tensor names in on-disk order (file, then offset): reads stay sequential."""
         return sorted(self.tensors, key=lambda k: (str(self.tensors[k].file), self.tensors[k].start))
@@ -140,8 +162,13 @@ class Checkpoint:
                     raise UplabError(f"{file}: cannot map ({getattr(e, 'strerror', None) or e})") from None
             return self._maps[file]
 
+    def info(self, name: str) -> TensorInfo:
+        if name not in self.tensors:
+            raise UplabError(f"{self.path}: tensor {name} is missing")
+        return self.tensors[name]
+
     def chunks(self, name: str, max_elems: int) -> Iterator[torch.Tensor]:
-        info = self.tensors[name]
+        info = self.info(name)
         mm, item, step = self._map(info.file), info.dtype.itemsize, max(1, max_elems)
         if info.numel == 0:
             yield torch.empty(0, dtype=info.dtype)
@@ -154,15 +181,18 @@ class Checkpoint:
 
     def read(self, name: str) -> torch.Tensor:
         """One whole tensor, in its own memory, with its shape."""
-        if name not in self.tensors:
-            raise UplabError(f"{self.path}: has no tensor {name}")
-        info = self.tensors[name]
+        info = self.info(name)
         if info.numel == 0:
             return torch.empty(info.shape, dtype=info.dtype)
         mm = self._map(info.file)
         out = torch.frombuffer(mm, dtype=info.dtype, count=info.numel, offset=info.start).clone()
         _release(mm, info.start, info.nbytes)
         return out.reshape(info.shape)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every tensor in listed order (as safetensors' load_file), each in its own memory."""
+        tensors = {name: self.read(name) for name in self.names()}  # read in disk order
+        return {name: tensors[name] for name in self.listed()}
 
     def close(self) -> None:
         # Drop our references only: each chunk tensor holds one on its map (torch.frombuffer),

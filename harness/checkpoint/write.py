@@ -1,4 +1,4 @@
-"""HF checkpoint directories on disk: read tensor by tensor, write sharded safetensors atomically."""
+"""Write HF checkpoint directories: sharded safetensors, staged and moved into place atomically."""
 
 from __future__ import annotations
 
@@ -11,73 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from harness.checkpoint.read import INDEX, SINGLE
 from harness.errors import UplabError
 
-INDEX = "model.safetensors.index.json"
-SINGLE = "model.safetensors"
 SIDE_FILES = (  # copied beside the weights, as mergekit copies the tokenizer
     "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
     "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "generation_config.json",
 )
-
-
-def read_config(path: str | Path) -> dict:
-    path = Path(path)
-    cfg = path / "config.json"
-    if not path.is_dir():
-        raise UplabError(f"{path}: not a checkpoint directory (it does not exist or is a file)")
-    if not cfg.is_file():
-        raise UplabError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
-    try:
-        return json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise UplabError(f"{cfg}: not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
-def tensor_files(path: str | Path) -> dict[str, Path]:
-    """tensor name -> the safetensors file that holds it (sharded or not)."""
-    path = Path(path)
-    index = path / INDEX
-    if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError):
-            raise UplabError(f"{index}: not a safetensors index (no weight_map)") from None
-        files = {name: path / shard for name, shard in weight_map.items()}
-        for shard in sorted(set(files.values())):
-            if not shard.is_file():
-                raise UplabError(f"{path}: shard {shard.name} named in {INDEX} is missing")
-        return files
-    if (path / SINGLE).is_file():
-        with safe_open(path / SINGLE, "pt") as f:
-            return {name: path / SINGLE for name in f.keys()}
-    raise UplabError(f"{path}: no {SINGLE} or {INDEX}; uplab reads safetensors checkpoints only")
-
-
-class TensorReader:
-    """Opens each shard once and hands out tensors by name, lazily."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.files = tensor_files(path)
-        self._open: dict[Path, object] = {}
-
-    def names(self) -> list[str]:
-        return list(self.files)
-
-    def get(self, name: str) -> torch.Tensor:
-        if name not in self.files:
-            raise UplabError(f"{self.path}: tensor {name} is missing")
-        file = self.files[name]
-        if file not in self._open:
-            self._open[file] = safe_open(file, "pt")
-        try:
-            return self._open[file].get_tensor(name)
-        except Exception as e:  # a truncated or mislabelled shard
-            raise UplabError(f"{file}: cannot read tensor {name} ({e})") from None
 
 
 @contextmanager

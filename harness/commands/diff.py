@@ -7,8 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from harness.commands._common import lazy_choices
 from harness.errors import UplabError
-from harness.measure.deltas import METRICS
 
 DESCRIPTION = """\
 Compare two checkpoints of one model, tensor by tensor, and write:
@@ -50,7 +50,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if needed)")
     p.add_argument("--plan", metavar="CONFIG",
                    help="mergekit passthrough config that built BASE: enables fill and role bands")
-    p.add_argument("--metric", choices=METRICS, default="rel", help="heatmap metric (default: rel)")
+    p.add_argument("--metric", choices=lazy_choices("harness.measure.deltas", "METRICS"), default="rel",
+                   metavar="METRIC", help="heatmap metric: %(choices)s (default: rel)")
     p.add_argument("--scale", choices=("row", "global"), default="row",
                    help="heatmap colour scale: per row (default) or one for all, as in the seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -58,9 +59,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from harness.checkpoint import Checkpoint
     from harness.heatmap import plot_deltas
     from harness.measure.deltas import weight_deltas, write_csv
-    from harness.measure.stream import Checkpoint
 
     if args.metric == "fill" and not args.plan:
         raise UplabError("--metric fill needs --plan CONFIG (the plan that built BASE)")

@@ -39,9 +39,9 @@ import torch
 from tqdm.auto import tqdm
 
 from harness import arch as arch_facts
+from harness.checkpoint import Checkpoint
 from harness.errors import UplabError
 from harness.layermap import LayerMap
-from harness.measure.stream import Checkpoint
 
 METRICS = ("l2", "rel", "mean_abs", "cos", "fill")
 CSV_COLUMNS = ("layer", "module") + METRICS

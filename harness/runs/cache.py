@@ -34,8 +34,8 @@ from typing import Callable
 
 import torch
 from filelock import FileLock
-from safetensors.torch import load_file
 
+from harness.checkpoint import Checkpoint
 from harness.errors import UplabError
 from harness.launch import dist
 from harness.runs.runner import execute, snapshot_name, write_json
@@ -89,7 +89,8 @@ class RunResult:
         return self.path / snapshot_name(step)
 
     def state_dict(self, step: int | None = None) -> dict[str, torch.Tensor]:
-        return load_file(str(self.snapshot_path(step)))
+        with Checkpoint(self.snapshot_path(step)) as snapshot:
+            return snapshot.state_dict()
 
     def scores(self, step: int | None = None) -> dict[str, dict]:
         """Held-out scores per eval set at a snapshot step (default: the last)."""
