@@ -1,0 +1,174 @@
+"""N seeds of one run kind trained as one computation (harness.train.stacked), metrics per seed.
+
+The specs must be equal up to their seed (and their bases'). What stays per seed is what the
+per-seed loop (harness.train.loop) draws from the seed: the model each caller built (its base
+and init), the LoRA init (peft draws it right after set_seed(seed), as the loop does), and the
+data order (epoch_batches(seed, epoch)). Every batch of the N seeds is right-padded to the widest
+one: the extra pads carry no label and, the model being causal, change no real token's output.
+
+The optimizer is torch's AdamW over the stacked tensors (element-wise, so each seed's row gets
+exactly its own update; the loop's betas, eps, weight decay and LR schedule), after clipping each
+seed's gradients by that seed's global norm. Each seed gets the loop's metrics dict (same keys);
+time-based numbers (wall_s, steps_per_s, tokens_per_s) are the shared run's, with tokens the seed's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from harness.data import IGNORE, TokenSet, collate, epoch_batches
+from harness.errors import UplabError
+from harness.train import modes
+from harness.train.evaluate import evaluate
+from harness.train.loop import _tracked_names, plan_steps, set_seed
+from harness.train.schedule import lr_at
+from harness.train.stacked import Stacked, check_forward, unsupported
+
+Sink = Callable[[int, dict[str, torch.Tensor]], None]
+
+# Fields that may differ between the specs trained together.
+PER_SEED = ("seed", "base")
+
+
+def same_kind(specs) -> str | None:
+    """Why `specs` cannot train together (a field other than seed/base differs), or None."""
+    first = specs[0].model_dump(exclude=set(PER_SEED))
+    for s in specs[1:]:
+        other = s.model_dump(exclude=set(PER_SEED))
+        if other != first:
+            diff = sorted(k for k in first if first[k] != other[k])
+            return f"specs differ in {', '.join(diff)}, not only in seed"
+    return None
+
+
+def cannot_stack(model, spec) -> str | None:
+    """Why this (unprepared HF) model / spec pair must train in the per-seed loop, or None."""
+    if spec.precision == "bf16" or (spec.precision == "auto" and torch.cuda.is_available()):
+        return "bf16 autocast is not stacked yet (untested without a GPU)"
+    if isinstance(spec.mode, modes.Lora) and spec.mode.dropout:
+        return "LoRA dropout draws random masks per seed, which a stacked forward cannot reproduce"
+    return unsupported(model, spec.data.max_len)
+
+
+def _batch(train_set: TokenSet, idx: list, pad_id: int, train_on: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """The N seeds' batches, right-padded to one width: ids, labels [N, B, T] and tokens per seed."""
+    bs = [collate(train_set, i, pad_id, train_on) for i in idx]
+    width = max(b["input_ids"].shape[1] for b in bs)
+    ids = torch.stack([F.pad(b["input_ids"], (0, width - b["input_ids"].shape[1]), value=pad_id) for b in bs])
+    labels = torch.stack([F.pad(b["labels"], (0, width - b["labels"].shape[1]), value=IGNORE) for b in bs])
+    return ids, labels, [int((b["input_ids"] != pad_id).sum()) for b in bs]
+
+
+def train_many(models: list, specs: list, train_set: TokenSet, eval_sets: dict[str, TokenSet], *,
+               pad_id: int, sinks: list[Sink], progress: bool = True) -> list[dict]:
+    """Train models[i] as specs[i] says, all N at once; snapshots go to sinks[i]; metrics per seed."""
+    why = same_kind(specs)
+    if why:
+        raise UplabError(f"cannot train these runs together: {why}")
+    uses = [m.config.use_cache for m in models]
+    for m in models:
+        m.config.use_cache = False
+    try:
+        return _train_many(models, specs, train_set, eval_sets, pad_id=pad_id, sinks=sinks, progress=progress)
+    finally:
+        for m, u in zip(models, uses):
+            m.config.use_cache = u
+
+
+def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress) -> list[dict]:
+    spec = specs[0]
+    n = len(specs)
+    device = torch.device("cpu")
+    per_epoch, total, snaps = plan_steps(spec, len(train_set))
+    prepared = []
+    for m, s in zip(models, specs):
+        set_seed(s.seed)  # what the loop does before prepare: LoRA's A init follows the seed
+        prepared.append(modes.prepare(m, s.mode).to(device).train())
+    n_params = sum(p.numel() for p in modes.base_model(prepared[0]).parameters())
+    n_train = sum(p.numel() for p in prepared[0].parameters() if p.requires_grad)
+    st = Stacked(prepared, device)
+    opt = torch.optim.AdamW(list(st.trainable.values()), lr=spec.lr, betas=(0.9, 0.95),
+                            weight_decay=spec.weight_decay, foreach=True)
+    track = _tracked_names(modes.base_model(prepared[0]), spec.track) if spec.track else []
+    logs = [{"loss": [], "lr": [], "grad_norm": []} for _ in range(n)]
+    tracked = [{k: {"weight_norm": [], "grad_norm": []} for k in track} for _ in range(n)]
+    evals: list[list[dict]] = [[] for _ in range(n)]
+    tokens = [0] * n
+    spent = [0.0]
+
+    def record_weights():
+        with torch.no_grad():
+            for i, m in enumerate(prepared):
+                for k, w in modes.tracked_weights(m, track).items():
+                    tracked[i][k]["weight_norm"].append(float(w.float().norm()))
+
+    def snapshot(step: int):
+        t = time.perf_counter()
+        for i, m in enumerate(prepared):
+            scores = {k: evaluate(m, ts, pad_id, device=device, batch_size=256) for k, ts in eval_sets.items()}
+            evals[i].append({"step": step, "epoch": step / per_epoch, "sets": scores})
+            m.train()
+            sinks[i](step, modes.effective_state_dict(m))
+        spent[0] += time.perf_counter() - t
+
+    bar = tqdm(total=total, desc=f"train x{n}", unit="step", disable=not progress, leave=False)
+    step, t0 = 0, time.perf_counter()
+    checked = False
+    record_weights()
+    if 0 in snaps:
+        snapshot(0)
+    epoch = 0
+    while step < total:
+        orders = [epoch_batches(len(train_set), spec.data.batch_size, s.seed, epoch) for s in specs]
+        for j in range(len(orders[0])):
+            if step == total:
+                break
+            lr = lr_at(step, total, spec.lr, schedule=spec.schedule, warmup=spec.warmup, min_lr=spec.min_lr)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            ids, labels, counts = _batch(train_set, [o[j] for o in orders], pad_id, spec.data.train_on)
+            tokens = [a + b for a, b in zip(tokens, counts)]
+            ids, labels = ids.to(device), labels.to(device)
+            if not checked:  # a forward this file does not reproduce fails here, before any update
+                check_forward(st, ids)
+                checked = True
+            loss = st.losses(ids, labels)
+            loss.sum().backward()  # the seeds share no parameter: each row gets its own gradient
+            if track:
+                for i, g in enumerate(st.tracked_grads(track)):
+                    for k, v in g.items():
+                        tracked[i][k]["grad_norm"].append(v)
+            norms = st.clip_(spec.grad_clip if spec.grad_clip else math.inf)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            for i, (lf, gn) in enumerate(zip(loss.detach().tolist(), norms.tolist())):
+                if not math.isfinite(lf):
+                    raise UplabError(f"training loss of seed {specs[i].seed} became {lf} at step {step} "
+                                     f"(lr {lr:g}); lower lr or raise grad_clip")
+                logs[i]["loss"].append(lf)
+                logs[i]["lr"].append(lr)
+                logs[i]["grad_norm"].append(gn)
+            if track:
+                record_weights()
+            bar.update()
+            if step in snaps:
+                snapshot(step)
+        epoch += 1
+    bar.close()
+    wall = time.perf_counter() - t0
+    busy = wall - spent[0]
+    return [{
+        "steps_per_epoch": per_epoch, "total_steps": total, "snapshots": snaps,
+        "params": n_params, "trainable_params": n_train, "train": logs[i], "evals": evals[i],
+        "track": tracked[i], "wall_s": wall, "snapshot_s": spent[0],
+        "steps_per_s": total / busy if busy > 0 else None,
+        "tokens_per_s": tokens[i] / busy if busy > 0 else None, "tokens": tokens[i],
+        "device": str(device), "mixed_precision": "no",
+    } for i in range(n)]
