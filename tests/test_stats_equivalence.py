@@ -1,4 +1,4 @@
-"""TOST equivalence decision (harness.stats.decide_equivalence): verdicts, margin encoding, inputs."""
+"""TOST equivalence decision (harness.stats.decide_equivalence): verdicts, its 90 % interval, inputs."""
 
 from __future__ import annotations
 
@@ -14,15 +14,21 @@ def test_tight_effects_inside_the_margin_are_equivalent():
     d = decide_equivalence(x, sesoi=0.1)
     assert d.verdict == "supported"
     assert d.p == pytest.approx(1 / 256)  # every run inside the margin: the exact minimum
-    assert d.effect == pytest.approx(0.1 - abs(x.mean()))
+    assert d.effect == pytest.approx(x.mean())
     assert d.ci_low <= d.effect <= d.ci_high
+    assert (d.test, d.sesoi, d.ci_level) == ("equivalence", 0.1, pytest.approx(0.9))
 
 
 def test_a_difference_beyond_the_margin_refutes_equivalence():
     x = np.linspace(0.25, 0.35, 8)
     d = decide_equivalence(x, sesoi=0.1)
     assert d.verdict == "refuted"
-    assert d.ci_high < 0
+    assert d.ci_low > 0.1  # the whole interval beyond +sesoi
+
+
+def test_a_difference_beyond_the_margin_below_refutes_too():
+    d = decide_equivalence(-np.linspace(0.25, 0.35, 8), sesoi=0.1)
+    assert d.verdict == "refuted" and d.ci_high < -0.1
 
 
 def test_noisy_effects_are_inconclusive():

@@ -1,18 +1,24 @@
 """A claim's decision: the numbers behind it and the verdict rule (DESIGN §8), in one place.
 
-Verdict rule, in the claimed direction (for "less" read every inequality mirrored):
+The interval matches the test: ci_low/ci_high are the two one-sided (1 - alpha) bounds of the
+mean, i.e. the two-sided 1 - 2 alpha interval (90 % at alpha = 0.05). A one-sided claim is
+decided by the bound on its side (the claimed-direction bound for support, the other for
+refutation); TOST uses both. Verdict rule per test kind, in the claimed direction (for "less"
+read every inequality mirrored; `upper` is the bound that the claim needs to be large):
 
-- **refuted** when the 1 - alpha CI of the mean excludes every effect at least as large as the
-  smallest effect of interest: ci_high < sesoi ("greater"), ci_low > -sesoi ("less"). With
-  sesoi = 0 that is "the CI lies wholly on the wrong side of zero"; with sesoi > 0 it also
-  covers equivalence (the whole CI inside (-sesoi, +sesoi)) and, more generally, "the effect
-  is demonstrably smaller than anything we would care about".
-- **supported** when not refuted, p_adj < alpha and the mean lies in the claimed direction.
+- superiority (effect > 0 claimed): **refuted** when upper < sesoi: every effect at least as
+  large as the smallest effect of interest is excluded (the interval wholly on the wrong side,
+  or inside ±sesoi: "no effect of interest"); **supported** when not refuted, p_adj < alpha and
+  the mean lies in the claimed direction.
+- non-inferiority (effect > -sesoi claimed; p tests H0: effect <= -sesoi): **refuted** when
+  upper < -sesoi (demonstrably worse by the margin); **supported** when not refuted and
+  p_adj < alpha.
+- equivalence (|effect| < sesoi claimed; p = TOST): **refuted** when the interval lies wholly
+  outside ±sesoi on one side; **supported** when not refuted, p_adj < alpha and |mean| < sesoi.
 - **inconclusive** otherwise.
 
-Refuted takes precedence: an effect that is significantly non-zero but whose CI lies wholly
-below sesoi is a trivially small effect, and the claim (an effect of interest) is refuted.
-The CI is not widened for multiplicity; Holm adjusts only the p-value (see `holm.adjust`).
+Refuted takes precedence. The interval is not widened for multiplicity; Holm adjusts only the
+p-value (see `holm.adjust`).
 
 `verdict` is derived, never passed: a Decision cannot carry a verdict its numbers do not imply,
 and `dataclasses.replace(d, p_adj=...)` recomputes it.
@@ -28,28 +34,54 @@ import numpy as np
 from harness.stats._validate import check_alpha, check_direction, check_sesoi
 
 VERDICTS = ("supported", "refuted", "inconclusive")
+TESTS = ("superiority", "non-inferiority", "equivalence")
 
 
-def verdict_rule(p, effect, ci_low, ci_high, *, direction: str, sesoi: float, alpha: float):
+def check_test(test: str) -> str:
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {', '.join(TESTS)}, got {test!r}")
+    return test
+
+
+def verdict_rule(p, effect, ci_low, ci_high, *, direction: str, sesoi: float, alpha: float,
+                 test: str = "superiority"):
     """The verdict(s) for scalars or equal-shape arrays; returns a str or an array of str."""
     sign = 1.0 if check_direction(direction) == "greater" else -1.0
-    # Work in claimed-direction coordinates: a larger `upper` is better for the claim.
-    upper = np.where(sign > 0, ci_high, -np.asarray(ci_low, dtype=float))
-    refuted = upper < sesoi
-    supported = ~refuted & (np.asarray(p) < alpha) & (sign * np.asarray(effect) > 0)
+    low, high = np.asarray(ci_low, dtype=float), np.asarray(ci_high, dtype=float)
+    effect, significant = np.asarray(effect, dtype=float), np.asarray(p) < alpha
+    if check_test(test) == "equivalence":
+        refuted = (low > sesoi) | (high < -sesoi)
+        supported = ~refuted & significant & (np.abs(effect) < sesoi)
+    else:
+        # Claimed-direction coordinates: a larger `upper` is better for the claim.
+        upper = high if sign > 0 else -low
+        floor = sesoi if test == "superiority" else -sesoi
+        refuted = upper < floor
+        in_direction = sign * effect > (0.0 if test == "superiority" else -sesoi)
+        supported = ~refuted & significant & in_direction
     out = np.where(refuted, "refuted", np.where(supported, "supported", "inconclusive"))
     return str(out) if out.ndim == 0 else out
 
 
 def _reason(d: "Decision") -> str:
     """One line for the report: why the numbers give this verdict."""
-    level = f"{100 * (1 - d.alpha):g}% CI [{d.ci_low:.4g}, {d.ci_high:.4g}]"
+    level = f"{100 * d.ci_level:g}% CI [{d.ci_low:.4g}, {d.ci_high:.4g}]"
+    if d.test == "equivalence":
+        if d.verdict == "refuted":
+            return f"{level} lies wholly outside ±{d.sesoi:g}: a difference of at least the sesoi"
+        if d.verdict == "supported":
+            return f"TOST p_adj={d.p_adj:.4g} < alpha={d.alpha:g}: the mean lies within ±{d.sesoi:g}"
+        return f"TOST p_adj={d.p_adj:.4g} vs alpha={d.alpha:g}; {level} reaches beyond ±{d.sesoi:g}"
     greater = d.direction == "greater"
-    bound = (d.sesoi if greater else -d.sesoi) + 0.0  # + 0.0 turns -0.0 into 0.0
+    sesoi = d.sesoi if d.test == "superiority" else -d.sesoi
+    bound = (sesoi if greater else -sesoi) + 0.0  # + 0.0 turns -0.0 into 0.0
+    side = "below" if greater else "above"
     if d.verdict == "refuted":
-        return f"{level} lies wholly {'below' if greater else 'above'} {bound:+.4g} (sesoi={d.sesoi:g})"
+        inside = d.test == "superiority" and d.ci_low > -d.sesoi and d.ci_high < d.sesoi
+        what = "no effect of interest: inside ±sesoi" if inside else f"wholly {side} {bound:+.4g}"
+        return f"{level}: {what} (sesoi={d.sesoi:g}, {d.test})"
     if d.verdict == "supported":
-        return f"p_adj={d.p_adj:.4g} < alpha={d.alpha:g} and mean {d.effect:+.4g} is {d.direction} than 0"
+        return (f"p_adj={d.p_adj:.4g} < alpha={d.alpha:g} ({d.test}), mean {d.effect:+.4g}")
     return (
         f"p_adj={d.p_adj:.4g} vs alpha={d.alpha:g}, mean {d.effect:+.4g}; "
         f"{level} still reaches {'above' if greater else 'below'} {bound:+.4g}"
@@ -60,8 +92,8 @@ def _reason(d: "Decision") -> str:
 class Decision:
     """Seed-level (or, flagged, within-run) evidence for one claim and the verdict it implies.
 
-    effect: mean of the per-run effects; ci_low/ci_high: two-sided 1 - alpha percentile
-    bootstrap CI of that mean; p: one-sided permutation p in the claimed direction; p_adj: the
+    effect: mean of the per-run effects; ci_low/ci_high: the two one-sided 1 - alpha percentile
+    bootstrap bounds of that mean (the two-sided 1 - 2 alpha interval, `ci_level`); p: one-sided permutation p in the claimed direction; p_adj: the
     p the verdict uses (Holm-adjusted across a report by `adjust`; equals p until then);
     n: number of training runs (the unit of replication; 1 for within-run decisions);
     values: the per-run effects the test saw (per-layer values for a one-sample within-run
@@ -79,12 +111,24 @@ class Decision:
     sesoi: float = 0.0
     within_run: bool = False
     p_adj: float | None = None
+    test: str = "superiority"
     values: tuple[float, ...] = ()
     verdict: str = field(init=False)
     reason: str = field(init=False)
 
+    @property
+    def ci_level(self) -> float:
+        """Two-sided coverage of [ci_low, ci_high]; each bound alone is one-sided 1 - alpha."""
+        return 1.0 - 2.0 * self.alpha
+
+    @property
+    def bound(self) -> float:
+        """The one-sided (1 - alpha) bound on the side the claim needs (lower for "greater")."""
+        return self.ci_low if self.direction == "greater" else self.ci_high
+
     def __post_init__(self) -> None:
         check_direction(self.direction)
+        check_test(self.test)
         check_alpha(self.alpha)
         check_sesoi(self.sesoi)
         if self.p_adj is None:
@@ -98,7 +142,7 @@ class Decision:
         object.__setattr__(self, "values", tuple(float(v) for v in self.values))
         verdict = verdict_rule(
             self.p_adj, self.effect, self.ci_low, self.ci_high,
-            direction=self.direction, sesoi=self.sesoi, alpha=self.alpha,
+            direction=self.direction, sesoi=self.sesoi, alpha=self.alpha, test=self.test,
         )
         object.__setattr__(self, "verdict", verdict)
         object.__setattr__(self, "reason", _reason(self))
@@ -111,4 +155,6 @@ class Decision:
         """Plain JSON-ready dict (floats, ints, strs, bools, a list of per-run values)."""
         out = dataclasses.asdict(self)
         out["values"] = list(self.values)
+        out["ci_level"] = self.ci_level
+        out["bound"] = self.bound
         return out

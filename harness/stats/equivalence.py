@@ -4,10 +4,9 @@ Two one-sided tests (Schuirmann's TOST), each an exact sign-flip test like `deci
 H0₁: mean <= -sesoi (tested on effect + sesoi, "greater"), H0₂: mean >= +sesoi (tested on
 effect - sesoi, "less"). p = max(p₁, p₂); equivalence is shown when p < alpha.
 
-The result is a `Decision` in *margin* units, so that the shared verdict rule reads it the
-right way round: effect = sesoi − |mean| (how far the mean lies inside the margin; > 0 means
-inside), direction "greater", Decision.sesoi = 0, and the CI is the image of the mean's
-bootstrap CI under x -> sesoi − |x| (a confidence set maps to a confidence set). Then:
+The result is a `Decision` with test "equivalence": effect = the mean, CI = the 90 % (1 - 2
+alpha) percentile bootstrap interval of the mean (TOST's matching interval), sesoi = the margin.
+Then:
 
 - **supported** (equivalent): TOST p < alpha and the mean lies inside (-sesoi, +sesoi);
 - **refuted** (not equivalent): the whole CI of the mean lies outside the margin on one side,
@@ -40,13 +39,6 @@ def tost_p(effects, sesoi: float, *, n_perm: int = N_PERM, seed=0) -> float:
     return max(p_low, p_high)
 
 
-def _margin_interval(low: float, high: float, sesoi: float) -> tuple[float, float]:
-    """The CI of sesoi − |mean| implied by the CI [low, high] of the mean."""
-    farthest = max(abs(low), abs(high))
-    nearest = 0.0 if low <= 0.0 <= high else min(abs(low), abs(high))
-    return sesoi - farthest, sesoi - nearest
-
-
 def decide_equivalence(effects, *, sesoi: float, alpha: float = 0.05, n_boot: int = N_BOOT,
                        n_perm: int = N_PERM, seed=0) -> Decision:
     """Decide "the per-run effects' mean lies within ±sesoi" from one effect per run (seed).
@@ -63,18 +55,17 @@ def decide_equivalence(effects, *, sesoi: float, alpha: float = 0.05, n_boot: in
     x = as_values(effects, "effects", min_n=2,
                   hint="equivalence needs one effect per run from at least two runs")
     boot_seed, flip_seed = spawn(seed, 2)
-    low, high = bootstrap_ci(x, alpha=alpha, n_boot=n_boot, seed=boot_seed)
-    mean = float(x.mean())
-    m_low, m_high = _margin_interval(low, high, float(sesoi))
+    if alpha >= 0.5:
+        raise ValueError(f"alpha must be below 0.5 (the interval is 1 - 2 alpha), got {alpha!r}")
+    low, high = bootstrap_ci(x, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
     method = (
         f"TOST equivalence within ±{sesoi:g}: two one-sided {signflip_method(x.size, n_perm)} "
         f"(H0: mean <= -{sesoi:g}; H0: mean >= +{sesoi:g}), p = max of the two, over {x.size} runs; "
-        f"effect reported as margin = sesoi − |mean| (mean {mean:+.4g}), its CI the image of the "
-        f"{100 * (1 - alpha):g}% percentile bootstrap CI of the mean [{low:.4g}, {high:.4g}] "
-        f"({n_boot} resamples)"
+        f"{100 * (1 - 2 * alpha):g}% percentile bootstrap interval of the mean ({n_boot} resamples)"
     )
     return Decision(
-        effect=float(sesoi) - abs(mean), ci_low=m_low, ci_high=m_high,
+        effect=float(x.mean()), ci_low=float(low), ci_high=float(high),
         p=tost_p(x, float(sesoi), n_perm=n_perm, seed=flip_seed), n=int(x.size), method=method,
-        direction="greater", alpha=alpha, sesoi=0.0, within_run=False, values=tuple(x),
+        direction="greater", alpha=alpha, sesoi=float(sesoi), within_run=False, values=tuple(x),
+        test="equivalence",
     )

@@ -57,7 +57,7 @@ def within_run(
     if values_b is None:
         x = as_values(values_a, "values_a (per-layer effects)", min_n=2)
         p = signflip_p(x, direction=direction, n_perm=n_perm, seed=perm_seed)
-        low, high = bootstrap_ci(x, alpha=alpha, n_boot=n_boot, seed=boot_seed)
+        low, high = bootstrap_ci(x, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
         effect, values = float(x.mean()), tuple(x)
         how = f"one-sample {signflip_method(x.size, n_perm)} over {x.size} layers"
     else:
@@ -70,7 +70,7 @@ def within_run(
         null, exact, count = _label_null(a, b, n_perm, perm_seed)
         scale = np.abs(np.concatenate([a, b])).mean()
         p = float(p_greater(sign * effect, sign * null, exact=exact, scale=scale))
-        low, high = bootstrap_ci_diff(a, b, alpha=alpha, n_boot=n_boot, seed=boot_seed)
+        low, high = bootstrap_ci_diff(a, b, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
         values = ()
         how = (
             f"two-sample label permutation test of mean(a) - mean(b) over "
@@ -78,7 +78,7 @@ def within_run(
         )
     method = (
         f"{CAVEAT}; single run (n = 1); {how}, one-sided ({direction}); "
-        f"{100 * (1 - alpha):g}% percentile bootstrap CI over layers ({n_boot} resamples)"
+        f"{100 * (1 - 2 * alpha):g}% percentile bootstrap interval over units ({n_boot} resamples)"
     )
     return Decision(
         effect=effect, ci_low=low, ci_high=high, p=float(p), n=1, method=method,
