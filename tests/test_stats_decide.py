@@ -124,3 +124,31 @@ def test_bad_input_raises_clear_value_error(effects, kw, message):
 def test_paired_length_mismatch():
     with pytest.raises(ValueError, match="one value per shared seed.*8 and 7"):
         decide_paired(CLEAR, CLEAR[:-1], direction="greater")
+
+
+def test_non_inferiority_is_tested_against_the_margin():
+    """Effects scattered around 0 are not superior, but are non-inferior within a 0.1 margin."""
+    x = np.array([0.01, -0.02, 0.015, -0.005, 0.0, 0.02, -0.01, 0.005, -0.015, 0.01])
+    assert decide(x, direction="greater", sesoi=0.1).verdict == "refuted"  # no effect of interest
+    d = decide(x, direction="greater", sesoi=0.1, test="non-inferiority")
+    assert d.verdict == "supported" and d.p == pytest.approx(1 / 1024)
+    assert d.effect == pytest.approx(x.mean())  # the raw mean, not the shifted one
+    mirrored = decide(-x, direction="less", sesoi=0.1, test="non-inferiority")
+    assert mirrored.verdict == "supported"
+
+
+def test_non_inferiority_refuted_beyond_the_margin():
+    x = np.linspace(-0.35, -0.25, 8)
+    d = decide(x, direction="greater", sesoi=0.1, test="non-inferiority")
+    assert d.verdict == "refuted" and d.ci_high < -0.1
+
+
+def test_non_inferiority_needs_a_margin():
+    with pytest.raises(ValueError, match="margin"):
+        decide([0.1, 0.2, 0.3], direction="greater", sesoi=0.0, test="non-inferiority")
+
+
+def test_bounds_are_one_sided_at_alpha():
+    d = decide(np.linspace(0.1, 0.5, 10), direction="greater")
+    assert d.ci_level == pytest.approx(0.9) and d.bound == d.ci_low
+    assert decide(-np.linspace(0.1, 0.5, 10), direction="less").bound < 0

@@ -50,3 +50,56 @@ def power(
     ).verdict
     rate = float(np.mean(verdicts == "supported"))
     return Power(rate, float(np.sqrt(rate * (1 - rate) / n_sim)), float(effect_size), n, alpha, n_sim)
+
+
+@dataclass(frozen=True)
+class Detectable:
+    """What a set of runs could have shown: power at the sesoi and the minimum detectable effect.
+
+    Both at the observed spread (sd of the per-run effects), n runs and level `alpha`, by
+    simulation (normal per-run effects, the same sign-flip test). For superiority the effect is
+    the true mean in the claimed direction; for non-inferiority the distance of the true mean
+    above the margin (so "at the sesoi" is a true difference of 0); for equivalence the margin
+    that TOST could show at a true mean of 0. `mde` is the smallest such value with power >=
+    `target` (inf when even 20 sd would not do).
+    """
+
+    power_at_sesoi: float
+    mde: float
+    sd: float
+    n: int
+    alpha: float
+    target: float
+
+
+def _support_rate(distance: float, sd: float, n: int, *, test: str, alpha: float, n_sim: int,
+                  seed: int) -> float:
+    from harness.stats.signflip import signflip_p
+
+    rng = np.random.default_rng(seed)
+    if test == "equivalence":
+        x = rng.normal(0.0, sd, size=(n_sim, n))
+        p = np.maximum(signflip_p(x + distance, direction="greater"),
+                       signflip_p(x - distance, direction="less"))
+        return float(np.mean((p < alpha) & (np.abs(x.mean(axis=1)) < distance)))
+    x = rng.normal(distance, sd, size=(n_sim, n))  # claimed-direction coordinates, H0 at 0
+    return float(np.mean((signflip_p(x, direction="greater") < alpha) & (x.mean(axis=1) > 0)))
+
+
+def detectable(values, *, test: str, sesoi: float, alpha: float = 0.05, target: float = 0.8,
+               n_sim: int = 1000, seed: int = 0) -> Detectable:
+    """Power at the sesoi and the minimum detectable effect of a claim decided on `values`."""
+    from harness.stats._validate import as_values
+
+    x = as_values(values, "values (one effect per run)", min_n=2)
+    alpha = check_alpha(alpha)
+    sd = float(x.std(ddof=1)) or 1e-12
+    rate = lambda d: _support_rate(d, sd, x.size, test=test, alpha=alpha, n_sim=n_sim, seed=seed)  # noqa: E731
+    at_sesoi = rate(float(sesoi))
+    low, high = 0.0, 20.0 * sd
+    if rate(high) < target:
+        return Detectable(at_sesoi, float("inf"), sd, x.size, alpha, target)
+    for _ in range(12):  # bisection to ~2.5e-4 of the bracket
+        mid = (low + high) / 2
+        low, high = (low, mid) if rate(mid) >= target else (mid, high)
+    return Detectable(at_sesoi, high, sd, x.size, alpha, target)
