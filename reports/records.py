@@ -13,20 +13,33 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 VERDICTS = ("supported", "refuted", "inconclusive")
-SCALE_ORDER = ("tiny", "small", "full")
+SCALE_ORDER = ("tiny", "small", "real", "full")
 
 
 @dataclass(frozen=True)
 class ClaimRecord:
-    """A claim decided at one scale (and case, e.g. one strategy) by one test."""
+    """A claim decided at one scale (and case, e.g. one strategy) by one test.
+
+    A primary result's `decision` is the Holm-decided one (p_adj adjusted across the family of
+    primaries at its scale, `family`); a secondary (exploratory) result's is unadjusted and
+    never decides the claim. `protocol` is the registry's case (metric, unit, direction, test,
+    sesoi and why) plus the entry's card sentence, controls, notes and deviations.
+    """
 
     id: str
     scale: str
     statement: str
     method: str  # the operationalisation: which runs, which per-run effect
-    expected: str  # the verdict the test asserts at this scale
-    decision: dict[str, Any]  # harness.stats.Decision.to_dict() of the per-test decision
-    reason: str | None = None  # why `expected` is not "supported"
+    expected: str | None  # the recorded baseline's verdict; None: no baseline (raw outcome)
+    decision: dict[str, Any]  # harness.stats.Decision.to_dict(): Holm-adjusted for a primary
+    reason: str | None = None  # the registry's argument for the expected verdict at this scale
+    primary: bool = True
+    protocol: dict[str, Any] = field(default_factory=dict)
+    family: dict[str, Any] | None = None  # primaries: {"size": m, "claims": [ids]}
+    detectable: dict[str, Any] | None = None  # inconclusive: {"mde", "power_at_sesoi", "alpha", ...}
+    baseline: dict[str, Any] | None = None  # the recorded result compared with, and "moved"
+    outcome: str = ""  # what pytest said: passed, failed, xfailed (and why)
+    units: str = "runs (seeds)"  # what the n counts: runs, or within one run the units
     case: str = ""  # the test's parameter id without the scale, e.g. "contiguous"
     nodeid: str = ""
     direction: str | None = None
@@ -36,7 +49,6 @@ class ClaimRecord:
     seeds: list[int] | None = None
     runs: list[str] = field(default_factory=list)  # run-spec hashes the effects came from
     plots: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
-    adjusted: dict[str, Any] | None = None  # {"p_adj", "verdict"} after Holm across the report
 
     @property
     def verdict(self) -> str:
@@ -44,8 +56,8 @@ class ClaimRecord:
 
     @property
     def matched(self) -> bool:
-        """Whether the per-test verdict is the expected one (what the test asserted)."""
-        return self.verdict == self.expected
+        """Whether the verdict is the recorded one (True where nothing was recorded)."""
+        return self.expected is None or self.verdict == self.expected
 
     @property
     def label(self) -> str:
@@ -72,11 +84,16 @@ class ClaimRecord:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"claim record has unknown fields {unknown}")
-        for name in ("id", "scale", "statement", "method", "expected"):
+        for name in ("id", "scale", "statement", "method"):
             if not isinstance(data[name], str):
                 raise ValueError(f"claim record field {name!r} must be a string")
-        if data["expected"] not in VERDICTS:
-            raise ValueError(f"claim {data['id']!r}: expected must be one of {VERDICTS}")
+        if data["expected"] is not None and data["expected"] not in VERDICTS:
+            raise ValueError(f"claim {data['id']!r}: expected must be one of {VERDICTS} or null")
+        for name, kind in (("effects", list), ("seeds", list), ("runs", list), ("protocol", dict),
+                           ("family", dict), ("detectable", dict), ("baseline", dict)):
+            if data.get(name) is not None and not isinstance(data[name], kind):
+                raise ValueError(f"claim {data['id']!r}: field {name!r} must be a "
+                                 f"{'list' if kind is list else 'mapping'}, got {type(data[name]).__name__}")
         decision = data["decision"]
         if not isinstance(decision, Mapping) or decision.get("verdict") not in VERDICTS:
             raise ValueError(f"claim {data['id']!r}: decision must be an object with a verdict")

@@ -1,0 +1,108 @@
+"""Recorded baselines: what a scale's claims gave last time, machine-written with provenance.
+
+Like a pytest-benchmark baseline: `record(document)` turns a report's `claims.json` into one
+baseline per scale (`hypotheses/expected/<scale>.json`): per result (claim, case) its verdict,
+effect, interval, p, p_adj, n and run keys, plus the commit, the package versions, the seeds and
+the registry's protocol hash of every claim. The plugin compares each new result with it: a
+known refutation or inconclusive result becomes an xfail, a changed verdict a failure, and an
+effect outside the recorded interval is flagged as "moved" in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UplabError
+
+SCHEMA = "uplab.baseline/1"
+DEFAULT_DIR = Path("hypotheses") / "expected"
+_KEPT = ("verdict", "effect", "ci_low", "ci_high", "ci_level", "p", "p_adj", "n", "test", "sesoi")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One scale's recorded results, keyed by (claim id, case)."""
+
+    scale: str
+    commit: str
+    recorded_at: str
+    protocol: Mapping[str, str]  # claim id -> registry protocol hash when recorded
+    results: Mapping[tuple[str, str], Mapping[str, Any]]
+    path: Path | None = None
+
+    def get(self, claim_id: str, case: str) -> Mapping[str, Any] | None:
+        return self.results.get((claim_id, case))
+
+    def compare(self, claim_id: str, case: str, decision: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The recorded result beside this one: its numbers, where they came from, and whether
+        this effect moved outside the recorded interval. None when nothing was recorded."""
+        old = self.get(claim_id, case)
+        if old is None:
+            return None
+        effect, low, high = decision.get("effect"), old.get("ci_low"), old.get("ci_high")
+        moved = (None if None in (effect, low, high) else not (low <= effect <= high))
+        return {**old, "commit": self.commit, "recorded_at": self.recorded_at,
+                "file": str(self.path) if self.path else None, "moved": moved}
+
+
+def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
+    """Baselines (scale -> JSON-ready dict) from a claim report's document (claims.json)."""
+    from harness.claims.registry import load
+
+    registry = registry or load()
+    prov = document.get("provenance") or {}
+    by_scale: dict[str, dict] = {}
+    for c in document.get("claims", []):
+        scale = c["scale"]
+        base = by_scale.setdefault(scale, {
+            "schema": SCHEMA, "scale": scale, "commit": prov.get("git_commit") or "unknown",
+            "recorded_at": prov.get("started_at") or "", "packages": prov.get("packages") or {},
+            "seeds": c.get("seeds"), "protocol": {}, "results": []})
+        if c["id"] in registry.claims:
+            base["protocol"][c["id"]] = registry.entry(c["id"]).protocol_hash
+        d = c["decision"]
+        base["results"].append({"claim": c["id"], "case": c.get("case", ""), "primary": c.get("primary", True),
+                                **{k: d.get(k) for k in _KEPT}, "runs": c.get("runs", [])})
+    for base in by_scale.values():
+        base["results"].sort(key=lambda r: (r["claim"], not r["primary"], r["case"]))
+    return by_scale
+
+
+def write(baselines: Mapping[str, dict], directory: Path) -> list[Path]:
+    """Write each scale's baseline atomically as `<directory>/<scale>.json`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for scale, body in sorted(baselines.items()):
+        path = directory / f"{scale}.json"
+        fd, tmp = tempfile.mkstemp(prefix=f".{scale}.", suffix=".json", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(body, f, indent=1, sort_keys=True, allow_nan=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        out.append(path)
+    return out
+
+
+def load(directory: Path, scale: str) -> Baseline | None:
+    """The baseline recorded for `scale` under `directory`, or None; bad files are one line."""
+    path = Path(directory) / f"{scale}.json"
+    if not path.is_file():
+        return None
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("schema") != SCHEMA or body.get("scale") != scale:
+            raise ValueError(f"expected schema {SCHEMA!r} for scale {scale!r}")
+        results = {(r["claim"], r["case"]): {k: r.get(k) for k in (*_KEPT, "primary", "runs")}
+                   for r in body["results"]}
+        return Baseline(scale=scale, commit=str(body.get("commit")), recorded_at=str(body.get("recorded_at")),
+                        protocol=dict(body.get("protocol") or {}), results=results, path=path)
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UplabError(f"baseline {path} is not a uplab baseline ({e}); re-record it with "
+                         "`uplab report DIR --record`") from None
