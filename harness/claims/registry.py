@@ -154,7 +154,13 @@ def parse(text: str, source: str = "registry") -> Registry:
         raise UplabError(f"{source}: {where}: {err['msg']}") from None
 
 
-@lru_cache(maxsize=1)
-def load() -> Registry:
-    """The shipped registry."""
-    return parse(REGISTRY.read_text(encoding="utf-8"), REGISTRY.name)
+@lru_cache(maxsize=4)
+def load(path: Path | None = None) -> Registry:
+    """The shipped registry, or the one at `path` (a user's own protocol, e.g. for new claims
+    whose measures a conftest registers with `harness.claims.measures.measure`)."""
+    path = Path(path) if path is not None else REGISTRY
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UplabError(f"cannot read the claim registry {path}: {e.strerror or e}") from None
+    return parse(text, str(path))

@@ -12,7 +12,10 @@ show it.
 - two samples: e.g. duplicate-layer values vs original-layer values; label permutation test of
   the difference of means (exact when C(n_a + n_b, n_a) <= n_perm, else Monte-Carlo with the +1
   correction), bootstrap CI of the difference resampling within each group.
-Both one-sided in the claimed direction; the verdict rule is the seed-level one.
+Both one-sided in the claimed direction; the verdict rule is the seed-level one. A
+non-inferiority claim shifts group a (or the one sample) by the margin before the test, as the
+seed-level test does; the reported effect and interval stay unshifted. Copies of one source layer
+are not independent either: callers average them into one unit first (`harness.claims.units`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from harness.stats.bootstrap import bootstrap_ci, bootstrap_ci_diff
 from harness.stats.decision import Decision
 from harness.stats.signflip import signflip_method, signflip_p
 
-CAVEAT = "within-run: layers are not independent replicates"
+CAVEAT = "within-run: units (source layers) are not independent replicates"
 
 
 def _label_null(a: np.ndarray, b: np.ndarray, n_perm: int, seed) -> tuple[np.ndarray, bool, int]:
@@ -41,7 +44,7 @@ def _label_null(a: np.ndarray, b: np.ndarray, n_perm: int, seed) -> tuple[np.nda
 
 def within_run(
     values_a, values_b=None, *, direction, sesoi=0.0, alpha=0.05,
-    n_perm=9999, n_boot=9999, seed=0,
+    n_perm=9999, n_boot=9999, seed=0, test="superiority",
 ) -> Decision:
     """Decide a claim from the layers of a single run (see module doc for the caveat).
 
@@ -53,10 +56,13 @@ def within_run(
     alpha, sesoi = check_alpha(alpha), check_sesoi(sesoi)
     check_count(n_perm, "n_perm")
     check_count(n_boot, "n_boot")
+    if test not in ("superiority", "non-inferiority"):
+        raise ValueError(f"a within-run test is superiority or non-inferiority, got {test!r}")
+    shift = 0.0 if test == "superiority" else (sesoi if direction == "greater" else -sesoi)
     perm_seed, boot_seed = spawn(seed, 2)
     if values_b is None:
         x = as_values(values_a, "values_a (per-layer effects)", min_n=2)
-        p = signflip_p(x, direction=direction, n_perm=n_perm, seed=perm_seed)
+        p = signflip_p(x + shift, direction=direction, n_perm=n_perm, seed=perm_seed)
         low, high = bootstrap_ci(x, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
         effect, values = float(x.mean()), tuple(x)
         how = f"one-sample {signflip_method(x.size, n_perm)} over {x.size} layers"
@@ -67,9 +73,9 @@ def within_run(
             raise ValueError("a two-sample within-run test needs at least 3 layers in all")
         sign = 1.0 if direction == "greater" else -1.0
         effect = float(a.mean() - b.mean())
-        null, exact, count = _label_null(a, b, n_perm, perm_seed)
+        null, exact, count = _label_null(a + shift, b, n_perm, perm_seed)
         scale = np.abs(np.concatenate([a, b])).mean()
-        p = float(p_greater(sign * effect, sign * null, exact=exact, scale=scale))
+        p = float(p_greater(sign * (effect + shift), sign * null, exact=exact, scale=scale))
         low, high = bootstrap_ci_diff(a, b, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
         values = ()
         how = (
@@ -82,5 +88,5 @@ def within_run(
     )
     return Decision(
         effect=effect, ci_low=low, ci_high=high, p=float(p), n=1, method=method,
-        direction=direction, alpha=alpha, sesoi=sesoi, within_run=True, values=values,
+        direction=direction, alpha=alpha, sesoi=sesoi, within_run=True, values=values, test=test,
     )
