@@ -22,7 +22,8 @@ from harness.errors import UplabError
 
 SCHEMA = "uplab.baseline/1"
 DEFAULT_DIR = Path("hypotheses") / "expected"
-_KEPT = ("verdict", "effect", "ci_low", "ci_high", "ci_level", "p", "p_adj", "n", "test", "sesoi")
+_KEPT = ("verdict", "effect", "ci_low", "ci_high", "ci_level", "p", "p_adj", "n", "test", "sesoi",
+         "direction", "bound", "within_run")  # the last three: README findings word the bound
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
             base["protocol"][c["id"]] = registry.entry(c["id"]).protocol_hash
         d = c["decision"]
         base["results"].append({"claim": c["id"], "case": c.get("case", ""), "primary": c.get("primary", True),
-                                **{k: d.get(k) for k in _KEPT}, "runs": c.get("runs", [])})
+                                **{k: d.get(k) for k in _KEPT}, "units": c.get("units", "runs (seeds)"),
+                                "runs": c.get("runs", [])})
     for base in by_scale.values():
         base["results"].sort(key=lambda r: (r["claim"], not r["primary"], r["case"]))
     return by_scale
@@ -99,7 +101,7 @@ def load(directory: Path, scale: str) -> Baseline | None:
         body = json.loads(path.read_text(encoding="utf-8"))
         if body.get("schema") != SCHEMA or body.get("scale") != scale:
             raise ValueError(f"expected schema {SCHEMA!r} for scale {scale!r}")
-        results = {(r["claim"], r["case"]): {k: r.get(k) for k in (*_KEPT, "primary", "runs")}
+        results = {(r["claim"], r["case"]): {k: r.get(k) for k in (*_KEPT, "primary", "units", "runs")}
                    for r in body["results"]}
         return Baseline(scale=scale, commit=str(body.get("commit")), recorded_at=str(body.get("recorded_at")),
                         protocol=dict(body.get("protocol") or {}), results=results, path=path)
