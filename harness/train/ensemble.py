@@ -117,9 +117,11 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
             sinks[i](step, modes.effective_state_dict(m))
         spent[0] += time.perf_counter() - t
 
+    # A forward this stack does not reproduce fails here, before any update or snapshot.
+    first = [epoch_batches(len(train_set), spec.data.batch_size, s.seed, 0)[0] for s in specs]
+    check_forward(st, _batch(train_set, first, pad_id, spec.data.train_on)[0].to(device))
     bar = tqdm(total=total, desc=f"train x{n}", unit="step", disable=not progress, leave=False)
     step, t0 = 0, time.perf_counter()
-    checked = False
     record_weights()
     if 0 in snaps:
         snapshot(0)
@@ -135,9 +137,6 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
             ids, labels, counts = _batch(train_set, [o[j] for o in orders], pad_id, spec.data.train_on)
             tokens = [a + b for a, b in zip(tokens, counts)]
             ids, labels = ids.to(device), labels.to(device)
-            if not checked:  # a forward this file does not reproduce fails here, before any update
-                check_forward(st, ids)
-                checked = True
             loss = st.losses(ids, labels)
             loss.sum().backward()  # the seeds share no parameter: each row gets its own gradient
             if track:

@@ -21,7 +21,10 @@ from harness.data import IGNORE
 from harness.train import modes
 
 FAMILIES = ("mistral", "llama", "qwen2")
-_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class StackMismatch(ValueError):
+    """The stacked forward would not compute what the per-seed model computes."""
 
 
 def unsupported(model, max_len: int) -> str | None:
@@ -64,7 +67,7 @@ class Stacked:
         per = [named_parameters(m) for m in models]
         keys = list(per[0])
         if any(list(p) != keys for p in per[1:]):
-            raise ValueError("models to stack differ in their parameters")
+            raise StackMismatch("models to stack differ in their parameters")
         self.params: dict[str, torch.Tensor] = {}
         for k in keys:
             t = torch.stack([p[k].detach() for p in per]).to(device)
@@ -82,7 +85,7 @@ class Stacked:
         for name, layer in lora.items():
             for adapter in layer.active_adapters:
                 if not isinstance(layer.lora_dropout[adapter], torch.nn.Identity):
-                    raise ValueError("LoRA dropout draws random masks per seed; it cannot be stacked")
+                    raise StackMismatch("LoRA dropout draws random masks per seed; it cannot be stacked")
                 self.scaling[name] = layer.scaling[adapter]
         c = self.config
         self.heads = c.num_attention_heads
@@ -197,5 +200,5 @@ def check_forward(stacked: Stacked, ids: torch.Tensor, atol: float = 1e-4) -> fl
         ref = m(input_ids=ids[i]).logits.float()
         worst = max(worst, float((ours[i] - ref).abs().max()))
     if worst > atol:
-        raise ValueError(f"stacked forward differs from the HF forward by {worst:.2e} (> {atol:g})")
+        raise StackMismatch(f"stacked forward differs from the HF forward by {worst:.2e} (> {atol:g})")
     return worst

@@ -1,0 +1,167 @@
+"""Many runs at once: the missing seeds of one run kind train together (harness.train.ensemble).
+
+`get_or_run_many(specs, cache)` returns the same RunResults as `[get_or_run(s, cache) for s in
+specs]`, and leaves the same cache entries (same hash, files, metrics keys). What it changes is
+how missing entries are built: specs equal up to their seed (and their bases' seeds) form a kind,
+and the missing seeds of a kind train as one stacked computation. Bases are resolved first, as
+a kind of their own.
+
+Locking keeps the cache's protocol (harness.runs.cache): one writer per hash. Each missing seed's
+lock is taken without waiting; a seed whose lock another process holds is left to that process,
+and this call waits for its entry at the end (get_or_run blocks on the lock, then reads it).
+Kinds the stacked forward cannot reproduce (harness.train.ensemble.cannot_stack says why), a
+kind with one missing seed, and launched (multi-process) runs go through get_or_run one by one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from filelock import FileLock, Timeout
+from safetensors.torch import save_file
+
+from harness import data as data_mod
+from harness.errors import UplabError
+from harness.runs.cache import RunResult, _commit, _defect, _remove, default_cache_dir, get_or_run, lookup
+from harness.runs.runner import apply_plan, load_base, snapshot_name, tokenizer_for, versions, write_json, _fsync
+from harness.runs.spec import SCHEMA, RunSpec, Scratch
+from harness.train import dist
+
+
+def kind_of(spec: RunSpec) -> RunSpec:
+    """The spec with its seed, and its bases' seeds, set to 0: what seeds of one kind share."""
+    base = spec.base
+    if isinstance(base, Scratch):
+        base = base.model_copy(update={"seed": 0})
+    elif isinstance(base, RunSpec):
+        base = kind_of(base)
+    return spec.model_copy(update={"seed": 0, "base": base})
+
+
+def get_or_run_many(specs: list[RunSpec], cache_dir: str | Path | None = None, *,
+                    progress: bool = False) -> list[RunResult]:
+    """The runs' results in the order given, training the missing seeds of each kind together."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    if dist.launched():
+        return [get_or_run(s, cache, progress=progress) for s in specs]
+    unique = list({s.key: s for s in specs}.values())
+    missing = [s for s in unique if lookup(s, cache) is None]
+    if missing:
+        bases = [s.base for s in missing if isinstance(s.base, RunSpec)]
+        if bases:
+            get_or_run_many(bases, cache, progress=progress)
+        groups: dict[str, list[RunSpec]] = {}
+        for s in missing:
+            groups.setdefault(kind_of(s).key, []).append(s)
+        for group in groups.values():
+            _build_kind(group, cache, progress)
+    # Every entry exists now, or is being written by another process: get_or_run waits for it.
+    return [lookup(s, cache) or get_or_run(s, cache, progress=progress) for s in specs]
+
+
+def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UplabError(f"cannot create cache folder {str(cache)!r} ({e.strerror}); pick a writable path") from None
+    held: list[tuple[RunSpec, FileLock]] = []
+    try:
+        for s in specs:
+            lock = FileLock(str(cache / f"{s.key}.lock"))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # another worker is writing this seed: it is waited for at the end
+            held.append((s, lock))
+            entry = cache / s.key
+            if entry.exists():
+                defect = _defect(entry)
+                if defect is None:  # finished while we looked
+                    held.pop()
+                    lock.release()
+                    continue
+                warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=3)
+                _remove(entry, cache)
+            for debris in cache.glob(f".tmp-{s.key}-*"):
+                shutil.rmtree(debris, ignore_errors=True)
+        if len(held) >= 2:
+            mine = [s for s, _ in held]
+            why = _train_together(mine, cache, progress)
+            if why is None:
+                return
+            warnings.warn(f"{len(mine)} seeds of run kind {kind_of(mine[0]).key[:12]} train one by one: {why}",
+                          stacklevel=3)
+    finally:
+        for _, lock in held:
+            lock.release()
+    # One seed, or a kind that cannot be stacked: the per-seed loop, under get_or_run's own lock.
+    for s, _ in held:
+        get_or_run(s, cache, progress=progress)
+
+
+def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> str | None:
+    """Train and commit every spec's entry (its lock is held); or say why they cannot be stacked."""
+    from harness.train.ensemble import cannot_stack, train_many
+    from harness.train.stacked import StackMismatch
+
+    started = time.time()
+    loaded = []
+    for s in specs:
+        model = load_base(get_or_run(s.base, cache, progress=progress) if isinstance(s.base, RunSpec) else s.base)
+        source_layers = model.config.num_hidden_layers
+        roles = ["orig"] * source_layers
+        if s.plan is not None:
+            model, layer_map = apply_plan(model, s.plan)
+            roles = layer_map.roles()
+        loaded.append((model, source_layers, roles))
+    why = next((w for w in (cannot_stack(m, s) for (m, _, _), s in zip(loaded, specs)) if w), None)
+    if why:
+        return why
+    tok = tokenizer_for(specs[0].base)
+    train_set, eval_sets = data_mod.load(specs[0].data, tok)
+    tmps = [Path(tempfile.mkdtemp(prefix=f".tmp-{s.key}-", dir=cache)) for s in specs]
+
+    def sink_for(spec: RunSpec, out: Path):
+        def sink(step: int, state: dict[str, torch.Tensor]) -> None:
+            f = out / snapshot_name(step)
+            save_file(state, str(f), metadata={"uplab": json.dumps({"run": spec.key, "step": step})})
+            _fsync(f)
+        return sink
+
+    try:
+        try:
+            all_metrics = train_many([m for m, _, _ in loaded], specs, train_set, eval_sets, pad_id=tok.pad_id,
+                                     sinks=[sink_for(s, t) for s, t in zip(specs, tmps)], progress=progress)
+        except StackMismatch as e:
+            for t in tmps:
+                shutil.rmtree(t, ignore_errors=True)
+            return str(e)
+        for s, t, (model, source_layers, roles), metrics in zip(specs, tmps, loaded, all_metrics):
+            model.config.to_json_file(str(t / "config.json"))
+            write_json(t / "metrics.json", metrics)
+            write_json(t / "spec.json", {
+                "schema": SCHEMA, "key": s.key, "seed": s.seed, "spec": s.model_dump(mode="json"),
+                "base_key": s.base.key if isinstance(s.base, RunSpec) else None,
+                "source_layers": source_layers, "layers": model.config.num_hidden_layers, "roles": roles,
+                "tokenizer": tok.name, "versions": versions(), "device": metrics["device"],
+                "mixed_precision": metrics["mixed_precision"], "torch_threads": torch.get_num_threads(),
+                "argv": sys.argv[:3], "started": started, "finished": time.time(),
+                "stacked_seeds": [x.seed for x in specs],  # trained as one computation with these
+            })
+            _commit(t, cache / s.key, s)
+    except BaseException as e:
+        for t in tmps:
+            shutil.rmtree(t, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UplabError(f"no space left writing {len(specs)} runs into {cache}; free space "
+                             "or choose another cache folder") from None
+        raise
+    return None
