@@ -1,9 +1,10 @@
 """Build the claim report: `claims.json` (the data) and a self-contained `index.html` (the view).
 
 `claims.json` holds everything the page shows, plots included (base64 PNG), so `rebuild(dir)`
-reproduces `index.html` byte for byte without rerunning anything. Holm's correction is applied
-across all claims of one report when it is assembled; the per-test verdict (what each test
-asserted) and the Holm-adjusted verdict are both kept.
+reproduces `index.html` byte for byte without rerunning anything. Holm's correction is not
+applied here: the plugin decided each primary result within its scale's family of primaries
+(a primary's `decision` is the Holm decision), and exploratory results stay unadjusted. The
+forest plot of the primaries is drawn once, when the document is assembled, and stored in it.
 
 Both files are written atomically (temporary file in the same folder, then `os.replace`), so
 a reader never sees half a report.
@@ -11,7 +12,6 @@ a reader never sees half a report.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -22,10 +22,10 @@ from typing import Any
 import jinja2
 
 from harness.errors import UplabError
-from reports import view
+from reports import forest, view
 from reports.records import ClaimRecord, sort_key
 
-SCHEMA = "uplab-claims/1"
+SCHEMA = "uplab-claims/2"  # /2: primary, protocol, family, baseline; Holm per scale, no "adjusted"
 CLAIMS_FILE = "claims.json"
 INDEX_FILE = "index.html"
 
@@ -42,40 +42,22 @@ _ENV.filters.update(num=view.num, pval=view.pval, signed=view.signed)
 
 def assemble(records: Iterable[ClaimRecord | Mapping[str, Any]], provenance: Mapping[str, Any],
              skipped: Iterable[Mapping[str, str]] = ()) -> dict:
-    """The report document: records deduplicated and sorted, Holm applied across all of them;
-    `skipped` ({"test", "reason"} of claim tests that did not run) grouped by reason, so that no
-    claim leaves the report silently."""
+    """The report document: records deduplicated and sorted (as decided: no adjustment here),
+    the forest plot of the primary results, and `skipped` ({"test", "reason"} of claim tests
+    that did not run) grouped by reason, so that no claim leaves the report silently."""
     latest: dict[tuple, ClaimRecord] = {}
     for rec in records:
         rec = rec if isinstance(rec, ClaimRecord) else ClaimRecord.from_dict(rec)
         latest[rec.key] = rec  # a rerun of the same test replaces the earlier record
-    ordered = sorted(latest.values(), key=sort_key)
-    adjusted = holm(ordered)
-    claims = [dataclasses.replace(rec, adjusted=adj).to_dict() for rec, adj in zip(ordered, adjusted)]
-    # Round-trip through JSON so the document is exactly what claims.json will hold.
+    claims = [rec.to_dict() for rec in sorted(latest.values(), key=sort_key)]
     by_reason: dict[str, set[str]] = {}
     for s in skipped:
         by_reason.setdefault(s["reason"], set()).add(s["test"])
     groups = [{"reason": r, "tests": sorted(t)} for r, t in sorted(by_reason.items())]
+    # Round-trip through JSON so the document is exactly what claims.json will hold.
+    claims = json.loads(json.dumps(claims, allow_nan=False))
     return json.loads(json.dumps({"schema": SCHEMA, "provenance": dict(provenance), "claims": claims,
-                                  "skipped": groups}, allow_nan=False))
-
-
-def holm(records: list[ClaimRecord]) -> list[dict[str, Any]]:
-    """Holm-adjusted p and verdict for each record, adjusted across the whole list."""
-    if not records:
-        return []
-    from harness.stats import Decision, adjust
-
-    decisions = [_to_decision(Decision, rec.decision) for rec in records]
-    return [{"p_adj": d.p_adj, "verdict": d.verdict} for d in adjust(decisions)]
-
-
-def _to_decision(cls, data: Mapping[str, Any]):
-    if hasattr(cls, "from_dict"):
-        return cls.from_dict(data)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}  # verdict, reason are derived
-    return cls(**{k: v for k, v in data.items() if k in names})
+                                  "forest": forest.build(claims), "skipped": groups}, allow_nan=False))
 
 
 def render(document: Mapping[str, Any]) -> str:
@@ -96,7 +78,7 @@ def write_document(document: Mapping[str, Any], report_dir: Path) -> Path:
 
 def write_report(records: Iterable[ClaimRecord | Mapping[str, Any]], report_dir: Path,
                  provenance: Mapping[str, Any]) -> Path:
-    """Assemble (Holm across `records`) and write the report; returns the index.html path."""
+    """Assemble and write the report; returns the index.html path."""
     return write_document(assemble(records, provenance), report_dir)
 
 
@@ -152,6 +134,7 @@ def _validate(document: Any) -> None:
             ClaimRecord.from_dict(claim)
         except (ValueError, TypeError) as e:
             raise ValueError(f"claim {i}: {e}") from None
+    forest.check(document.get("forest"))
 
 
 def rebuild(report_dir: Path) -> Path:

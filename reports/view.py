@@ -1,5 +1,12 @@
-"""What the report shows, computed from a report document: number formats, the claim × scale
-matrix, per-claim groups, and the plain-text verdict table for the terminal."""
+"""What the report shows, computed from a report document: number formats, the sentences that
+go with a verdict (the bound that decided it, what would have refuted it, what an inconclusive
+result could have detected), the headline (primary) and exploratory tables, per-claim groups,
+and the plain-text verdict table for the terminal.
+
+Wording rules (issue 10): a one-sided claim is shown with its one-sided (1 - alpha) bound, an
+equivalence claim with its 1 - 2 alpha (90 %) interval; "no effect of interest" is said only
+when the whole interval lies inside ±sesoi.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +30,22 @@ def num(value: Any, digits: int = 3) -> str:
 def signed(value: Any, digits: int = 3) -> str:
     if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
         return num(value, digits)
-    return f"{value:+.{digits}g}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return num(value, digits)
+    return f"{value + 0.0:+.{digits}g}"  # + 0.0: no "-0"
 
 
 def pval(value: Any) -> str:
     if value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
         return DASH
     return "<1e-4" if value < 1e-4 else f"{value:.2g}" if value < 0.01 else f"{value:.3f}"
+
+
+def pct(fraction: Any) -> str:
+    """0.95 -> "95 %" (as the report writes levels)."""
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool):
+        return DASH
+    return f"{100 * fraction:.3g} %"
 
 
 def ci(decision: Mapping[str, Any]) -> str:
@@ -40,62 +56,241 @@ def label(claim: Mapping[str, Any]) -> str:
     return f"{claim['id']}[{claim['case']}]" if claim.get("case") else claim["id"]
 
 
+def is_primary(claim: Mapping[str, Any]) -> bool:
+    return claim.get("primary", True) is not False  # older reports had no exploratory results
+
+
+# -- the test's own terms ----------------------------------------------------------------------
+
+def _alpha(claim: Mapping[str, Any]) -> float:
+    a = claim["decision"].get("alpha")
+    return a if isinstance(a, (int, float)) and 0 < a < 1 else claim.get("alpha", 0.05)
+
+
+def test_of(claim: Mapping[str, Any]) -> str:
+    return claim["decision"].get("test") or (claim.get("protocol") or {}).get("test") or "superiority"
+
+
+def direction_of(claim: Mapping[str, Any]) -> str:
+    return (claim["decision"].get("direction") or (claim.get("protocol") or {}).get("direction")
+            or claim.get("direction") or "greater")
+
+
+def sesoi_of(claim: Mapping[str, Any]) -> float | None:
+    from reports.forest import sesoi_of as forest_sesoi
+
+    return forest_sesoi(claim)
+
+
+def one_sided_level(claim: Mapping[str, Any]) -> str:
+    return pct(1 - _alpha(claim))
+
+
+def interval_level(claim: Mapping[str, Any]) -> str:
+    return pct(1 - 2 * _alpha(claim))
+
+
+def bound_text(claim: Mapping[str, Any]) -> str:
+    """The interval that matches the test: "≥ +0.18, one-sided 95 %" for a one-sided claim
+    (the bound on the claimed side), "90 % CI [a, b]" for equivalence (TOST)."""
+    d = claim["decision"]
+    if test_of(claim) == "equivalence":
+        return f"{interval_level(claim)} CI {ci(d)}"
+    greater = direction_of(claim) == "greater"
+    bound = d.get("ci_low") if greater else d.get("ci_high")
+    if bound is None:
+        return DASH
+    return f"{'≥' if greater else '≤'} {signed(bound)}, one-sided {one_sided_level(claim)}"
+
+
+def refuted_if(claim: Mapping[str, Any]) -> str | None:
+    """For a supported result: the result that would have refuted it, from the protocol."""
+    sesoi = sesoi_of(claim)
+    if sesoi is None:
+        return None
+    test = test_of(claim)
+    if test == "equivalence":
+        return (f"would have been refuted had the {interval_level(claim)} interval lain wholly "
+                f"outside ±{num(sesoi)} (a difference of at least the sesoi)")
+    greater = direction_of(claim) == "greater"
+    floor = sesoi if test == "superiority" else -sesoi  # claimed-direction coordinates
+    threshold = floor if greater else -floor
+    which, move = ("upper", "fallen below") if greater else ("lower", "risen above")
+    return (f"would have been refuted had the one-sided {one_sided_level(claim)} {which} bound "
+            f"{move} {signed(threshold)}"
+            + (" (the sesoi)" if test == "superiority" else " (the non-inferiority margin)"))
+
+
+def refuted_as(claim: Mapping[str, Any]) -> str | None:
+    """For a refuted result, what the interval shows. "No effect of interest" only when the
+    whole interval is inside ±sesoi."""
+    d, sesoi = claim["decision"], sesoi_of(claim)
+    low, high = d.get("ci_low"), d.get("ci_high")
+    if sesoi is None or low is None or high is None:
+        return None
+    test = test_of(claim)
+    if test == "equivalence":
+        return f"a difference of at least the sesoi (interval wholly outside ±{num(sesoi)})"
+    if -sesoi < low and high < sesoi:
+        return f"no effect of interest (inside ±{num(sesoi)})"
+    greater = direction_of(claim) == "greater"
+    upper = high if greater else -low  # the bound the claim needs large, claimed direction positive
+    if test == "non-inferiority":
+        return f"worse than the non-inferiority margin ({signed(-sesoi if greater else sesoi)})"
+    if upper < 0:
+        return "opposite direction"
+    return f"smaller than the sesoi ({num(sesoi)})"
+
+
+def verdict_text(claim: Mapping[str, Any]) -> str:
+    """The verdict with its qualifier: "refuted: opposite direction"."""
+    verdict = claim["decision"]["verdict"]
+    why = refuted_as(claim) if verdict == "refuted" else None
+    return f"{verdict}: {why}" if why else verdict
+
+
+def n_text(claim: Mapping[str, Any]) -> str:
+    """The effective n with what it counts: "12 runs (seeds)", or for a decision within one run
+    "k source layers of one run trained elsewhere". `units` may carry the count itself (as the
+    plugin writes it) or only the unit (then the decision's n, or its values, give the count)."""
+    d = claim["decision"]
+    units = str(claim.get("units") or "runs (seeds)")
+    if units[:1].isdigit():
+        return units
+    if d.get("within_run"):
+        k = len(d.get("values") or ()) or None
+        units = units if units != "runs (seeds)" else "units"
+        return (f"{k} {units} of one run trained elsewhere" if k
+                else f"one run trained elsewhere ({units})")
+    return f"{num(d.get('n'))} {units}"
+
+
+def detectable_text(claim: Mapping[str, Any]) -> str | None:
+    """For an inconclusive result: its minimum detectable effect and its power at the sesoi."""
+    det = claim.get("detectable")
+    if not det:
+        return None
+    target = det.get("target_power", det.get("target"))
+    mde, unit = det.get("mde"), det.get("unit") or ""
+    # An infinite mde (not reached within 20 SD of the spread) is null in JSON.
+    mde_s = ("not reached within 20 SD of the observed spread" if mde is None or
+             (isinstance(mde, float) and math.isinf(mde)) else f"{num(mde)} {unit}".rstrip())
+    return (f"minimum detectable effect {mde_s}"
+            + (f" (at {pct(target)} power)" if isinstance(target, (int, float)) else "")
+            + f"; power at the sesoi ({num(sesoi_of(claim))}) {pct(det.get('power_at_sesoi'))}"
+            + f", α = {num(det.get('alpha', _alpha(claim)))}")
+
+
+def seeds_shown(claim: Mapping[str, Any]) -> list | None:
+    """The seeds beside per-run effects: only where the effects are one per seed."""
+    if claim["decision"].get("within_run") or not claim.get("effects") or not claim.get("seeds"):
+        return None
+    return claim["seeds"] if len(claim["seeds"]) == len(claim["effects"]) else None
+
+
+def seeds_used(claims: list[Mapping[str, Any]]) -> list[int]:
+    """Seeds that some per-run decision of this report used (within-run decisions use none)."""
+    return sorted({s for c in claims for s in (seeds_shown(c) or ())})
+
+
+# -- the page ------------------------------------------------------------------------------------
+
 def _scales(claims: list[Mapping[str, Any]]) -> list[str]:
     present = {c["scale"] for c in claims}
     return [s for s in SCALE_ORDER if s in present] + sorted(present - set(SCALE_ORDER))
 
 
+def _scale_rank(scale: str) -> int:
+    return SCALE_ORDER.index(scale) if scale in SCALE_ORDER else len(SCALE_ORDER)
+
+
 DECISION_FIELDS = ("verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", "method", "within_run",
-                   "reason")
+                   "reason", "test", "direction", "sesoi", "alpha", "bound", "ci_level", "values")
 PROVENANCE_DEFAULTS = {"git_commit": None, "started_at": None, "wall_time_s": None, "devices": [],
                        "seeds": [], "runs": [], "packages": {}}
+PROTOCOL_FIELDS = ("case", "metric", "unit", "direction", "test", "sesoi", "sesoi_why", "why", "card")
 
 
 def _claim(data: Mapping[str, Any]) -> dict[str, Any]:
     """A claim with every optional field present (defaults filled), as the template expects."""
     claim = ClaimRecord.from_dict(data).to_dict()
     claim["decision"] = {**dict.fromkeys(DECISION_FIELDS), **claim["decision"]}
+    claim["protocol"] = {**dict.fromkeys(PROTOCOL_FIELDS), "controls": [], "notes": {},
+                         "deviations": [], **(claim.get("protocol") or {})}
+    claim["primary"] = is_primary(claim)
+    claim["matched"] = claim["expected"] is None or claim["decision"]["verdict"] == claim["expected"]
+    claim["moved"] = bool((claim.get("baseline") or {}).get("moved"))
     return claim
 
 
 def context(document: Mapping[str, Any]) -> dict[str, Any]:
     """Template variables for index.html."""
     claims = [_claim(c) for c in document["claims"]]
-    scales = _scales(claims)
-    rows: dict[str, dict[str, Any]] = {}
+    primaries = sorted((c for c in claims if c["primary"]),
+                       key=lambda c: (c["id"], _scale_rank(c["scale"]), c["scale"], c["case"]))
+    exploratory = [c for c in claims if not c["primary"]]
     groups: dict[str, dict[str, Any]] = {}
-    for c in claims:
-        row = rows.setdefault(label(c), {"label": label(c), "id": c["id"], "cells": {}})
-        row["cells"][c["scale"]] = c
+    for c in sorted(claims, key=lambda c: (c["id"], not c["primary"], c["case"], _scale_rank(c["scale"]))):
         group = groups.setdefault(c["id"], {"id": c["id"], "statement": c["statement"],
-                                            "method": c["method"], "claims": []})
+                                            "method": c["method"], "protocol": None, "claims": []})
+        if c["primary"] and group["protocol"] is None:
+            group["protocol"] = c["protocol"]
         group["claims"].append(c)
-    matched = sum(c["decision"]["verdict"] == c["expected"] for c in claims)
+    for group in groups.values():
+        # Without a primary result here, the claim-level parts only (card, controls, notes,
+        # deviations); each exploratory result shows its own case protocol.
+        group["has_primary"] = group["protocol"] is not None
+        group["protocol"] = group["protocol"] or group["claims"][0]["protocol"]
+    forest = document.get("forest") or {"rows": [], "png": None}
+    baselined = [c for c in claims if c["expected"] is not None]
     return {
         "document": document,
         "provenance": {**PROVENANCE_DEFAULTS, **document["provenance"]},
         "claims": claims,
-        "scales": scales,
-        "matrix": list(rows.values()),
+        "primaries": primaries,
+        "exploratory": exploratory,
+        "scales": _scales(claims),
         "groups": list(groups.values()),
+        "forest": forest,
         "n_claims": len(claims),
         "skipped": document.get("skipped", []),
-        "n_matched": matched,
+        "n_baselined": len(baselined),
+        "n_matched": sum(c["matched"] for c in baselined),
+        "n_moved": sum(c["moved"] for c in claims),
+        "seeds_used": seeds_used(claims),
         "label": label,
         "ci": ci,
+        "bound_text": bound_text,
+        "refuted_if": refuted_if,
+        "verdict_text": verdict_text,
+        "n_text": n_text,
+        "detectable_text": detectable_text,
+        "seeds_shown": seeds_shown,
+        "one_sided_level": one_sided_level,
+        "interval_level": interval_level,
     }
 
 
 def text_table(document: Mapping[str, Any]) -> list[tuple[str, bool]]:
-    """Terminal verdict table: (line, as_expected) pairs, header first (flagged True)."""
-    header = ("claim", "scale", "expected", "verdict", "Holm", "effect", "CI", "p", "p_adj", "n")
+    """Terminal verdict table: (line, as_recorded) pairs, header first (flagged True).
+
+    Primary rows first (their verdict is the Holm verdict of their scale's family), then the
+    exploratory rows, marked "explor." with no p_adj (unadjusted; they decide nothing). A row
+    is flagged when a recorded baseline verdict exists and differs.
+    """
+    header = ("claim", "scale", "kind", "baseline", "verdict", "effect", "bound / interval", "p",
+              "p_adj", "n", "family")
+    claims = [_claim(c) for c in document["claims"]]
+    ordered = sorted(claims, key=lambda c: (not c["primary"], c["id"], _scale_rank(c["scale"]), c["case"]))
     rows = []
-    for c in document["claims"]:
+    for c in ordered:
         d = c["decision"]
-        adj = c.get("adjusted") or {}
-        rows.append(((label(c), c["scale"], c["expected"], d["verdict"], adj.get("verdict") or DASH,
-                      signed(d.get("effect")), ci(d), pval(d.get("p")), pval(adj.get("p_adj")),
-                      num(d.get("n"))), d["verdict"] == c["expected"]))
+        family = (c.get("family") or {}).get("size")
+        moved = " (moved)" if c["moved"] else ""
+        rows.append(((label(c), c["scale"], "primary" if c["primary"] else "explor.",
+                      c["expected"] or DASH, d["verdict"] + moved, signed(d.get("effect")), bound_text(c),
+                      pval(d.get("p")), pval(d.get("p_adj")) if c["primary"] else DASH,
+                      n_text(c), num(family) if c["primary"] else DASH), c["matched"]))
     widths = [max(len(str(r[0][i])) for r in [(header, True), *rows]) for i in range(len(header))]
 
     def fmt(cells):
