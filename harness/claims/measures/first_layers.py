@@ -1,0 +1,43 @@
+"""The first two layers change wildly in a fine-tune.
+
+Seed: "(Not related to upscaling) The first two layers are sus - their weights are wildly
+different from the original" and "In some layer types, the change difference for the first two
+layers are overwhelmingly huge compared to the other layers".
+
+Operationalisation: per training run (seed), fine-tune the base as is (no upscale); per module,
+the relative change rel = ‖ΔW‖/‖W₀‖ of every layer from start to end. For each module, the robust
+z of layers 0 and 1 against the median/MAD of the other layers (the suspects are left out of the
+reference so they cannot inflate the scale), and the smaller of the two (both layers must stand
+out). "In some layer type": the largest of these over modules. Effect: that z − 3 (an outlier
+means z > 3). Claimed direction: > 0. One case: `normal` (the plain fine-tune).
+
+Refuted if the CI lies wholly below 0: in no module do both first layers reach 3 robust sds.
+Caveat: the seed's outliers were in a 22B Mistral; an 8-layer tiny base need not have them, and
+‖ΔW‖ instead of rel was checked as a flaw check (same reading).
+"""
+
+from __future__ import annotations
+
+from harness.claims.lab import deltas
+from harness.claims.measured import Measured
+from harness.claims.measures import measure
+from harness.claims.measures._cases import check_case
+from harness.claims.patterns import first_layers_z
+
+CASES = ("normal",)
+THRESHOLD = 3.0  # robust z beyond which a layer counts as an outlier (the card's "wildly different")
+
+
+@measure("first_layers_outliers")
+def first_layers_outliers(lab, seeds: list[int], case: str) -> Measured:
+    check_case("first_layers_outliers", case, CASES)
+    runs = [lab.normal(seed) for seed in seeds]
+    per_run = [deltas(run, None) for run in runs]
+    effects = [max(first_layers_z(rows).values()) - THRESHOLD for rows in per_run]
+
+    def plots():
+        from harness.heatmap import plot_deltas
+
+        return {f"rel change, plain fine-tune, seed {seeds[0]}": plot_deltas(per_run[0], metric="rel")}
+
+    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in runs], plots=plots)

@@ -1,0 +1,53 @@
+"""Train only the duplicates: freezing the originals of the upscale.
+
+Seed: "### How would it perform and look like if we freeze the original layers?"
+
+Operationalisation: per seed, the contiguous upscale fine-tuned with every orig layer frozen, and
+embeddings, final norm and head frozen too (LLaMA Pro's recipe: only the new blocks train; one
+extra run kind), against the default full fine-tune of the same upscale (same seed, data order,
+LR, steps). Primary effect: the retention cost, held-out original-domain loss rise (end − step
+0), frozen − full, paired by seed. Claimed direction: < 0 (what freezing the originals is for).
+The target-domain loss at the end (frozen − full: what it costs in learning) is shown per seed
+beside it. One case: contiguous.
+
+Refuted if the CI lies wholly above 0: with the originals frozen the upscale forgets more.
+"""
+
+from __future__ import annotations
+
+from harness.claims.function import final, freeze_originals as frozen_mode, rise
+from harness.claims.measured import Measured
+from harness.claims.measures import measure
+from harness.claims.measures._cases import check_case
+from harness.plots import new_figure
+
+CASES = ("contiguous",)
+
+
+def tradeoff_plot(frozen, full, seeds):
+    fig = new_figure(5.0, 3.2)
+    ax = fig.add_subplot()
+    for runs, label, marker in ((full, "full fine-tune", "o"), (frozen, "originals frozen", "s")):
+        ax.scatter([final(r, "target") for r in runs], [rise(r) for r in runs], marker=marker, label=label)
+    for a, b, s in zip(frozen, full, seeds):
+        ax.plot([final(a, "target"), final(b, "target")], [rise(a), rise(b)], color="#999999", lw=0.6)
+        ax.annotate(str(s), (final(a, "target"), rise(a)), fontsize=7, xytext=(3, 0), textcoords="offset points")
+    ax.set_xlabel("target loss at end")
+    ax.set_ylabel("original loss rise (end − step 0)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+@measure("freeze_originals")
+def freeze_originals(lab, seeds: list[int], case: str) -> Measured:
+    strategy = check_case("freeze_originals", case, CASES)
+    lab.needs("original")
+    mode = frozen_mode(lab.layer_map(strategy))
+    frozen = [lab.upscaled(seed, strategy, mode=mode) for seed in seeds]
+    full = [lab.upscaled(seed, strategy) for seed in seeds]
+    effects = [rise(a) - rise(b) for a, b in zip(frozen, full)]
+    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in frozen + full],
+                    notes={"target loss at the end, frozen − full":
+                           [final(a, "target") - final(b, "target") for a, b in zip(frozen, full)]},
+                    plots=lambda: {"target loss vs original loss rise, per seed":
+                                   tradeoff_plot(frozen, full, seeds)})

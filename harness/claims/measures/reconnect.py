@@ -1,0 +1,129 @@
+"""A few steps reconnect the zeroed duplicates.
+
+Seed: "If we intentionally undercook, will the duplicated layers look *underfilled* or can you
+fill it up with a few steps? In other words, can a single/few updates to the model reconnect the
+duplicated layers? Are we really repairing the 'neurons' step-by-step, or have they been
+significantly rearranged by the first (few?) steps?"
+
+Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
+(`harness.claims.time.long_run`: snapshots at steps 0, 1, 2, 4, 8, ... up to an epoch, then every
+quarter epoch; per-step weight and gradient norms of every o_proj, down_proj and up_proj). Two
+times, each the step (linearly interpolated between snapshots) at which a curve first reaches
+half its value at the end of training:
+- reconnection: the ablation cost, held-out target answer loss with every duplicate skipped
+  (identity, `probes.skip_layers`) minus the intact loss (0 at step 0: a zeroed duplicate is an
+  identity map);
+- filling: the mean fill of the duplicates' zeroed o_proj/down_proj.
+Effect: log2(reconnection half-time / fill half-time). Claimed direction: < 0: the duplicates
+matter to the function before their weights are half grown, i.e. a few updates reconnect them
+and the filling comes after. "Few" is measured against the fill, not a fixed step count. The
+half-times in steps, and cos(Δ_k, Δ_final) of the dup o_proj/down_proj at step 8 (has the
+direction of the final weights been set in the first steps?) are reported beside it. One case:
+contiguous.
+
+Read with care: where the ablation cost is not monotone (at tiny it peaks early, above its final
+value, then settles), "half the final cost" is reached on the way up to that peak.
+
+Refuted if the CI lies wholly above 0: the function follows the fill (step-by-step repair).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harness.claims.lab import deltas
+from harness.claims.measured import Measured
+from harness.claims.measures import measure
+from harness.claims.measures._cases import check_case
+from harness.claims.time import (Long, ablation_cost, direction_cos, dup_zeroed_names, half_time,
+                                 log2_ratio, long_run, mean_fill, weight_name)
+from harness.plots import new_figure
+
+CASES = ("contiguous",)
+COS_AT = 8  # the snapshot whose direction against the final one is reported (else the first after 0)
+
+
+def probe_steps(long: Long) -> tuple[int, ...]:
+    """Ablations at the dense early snapshots and the two epoch ends (enough for the half-time)."""
+    return tuple(sorted(set(long.early) | {long.epoch, long.steps}))
+
+
+def curves(run, lm, steps, model_type: str):
+    dups = lm.indices("dup")
+    cost = [ablation_cost(run, s, dups) for s in steps]
+    fill = [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in steps]
+    names = dup_zeroed_names(lm, model_type)
+    base, final = run.state_dict(0), run.state_dict(steps[-1])
+    cos = [direction_cos(run.state_dict(s), final, base, names) for s in steps if s]
+    return cost, fill, cos
+
+
+def trajectory_plot(steps, per_run, seeds):
+    fig = new_figure(10.0, 3.2)
+    ax1, ax2 = fig.subplots(1, 2)
+    x = np.array(steps[1:])
+    for k, (cost, fill, cos) in enumerate(per_run):
+        c = f"C{k % 10}"
+        ax1.plot(x, np.array(cost[1:]) / cost[-1], "o-", ms=3, color=c, label=str(seeds[k]))
+        ax1.plot(x, np.array(fill[1:]) / fill[-1], "s--", ms=3, color=c, alpha=0.6)
+        ax2.plot(x, cos, "o-", ms=3, color=c)
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("step")
+    ax1.axhline(0.5, color="grey", lw=0.6)
+    ax1.set_ylabel("fraction of final value")
+    ax1.set_title("ablation cost (solid) vs fill (dashed)", fontsize=9)
+    ax1.legend(title="seed", fontsize=6, ncols=2)
+    ax2.set_ylabel("cos(W_k, W_final), dup o/down")
+    ax2.set_title("direction of the dup o_proj/down_proj vs the final one", fontsize=9)
+    return fig
+
+
+def norms_plot(run, lm, seed, model_type: str):
+    """Per-step weight and gradient norms: at step 0 a duplicate's up_proj gets no gradient."""
+    track = run.metrics["track"]
+    roles = {e.index: e.role for e in lm.layers}
+    fig = new_figure(10.0, 3.2)
+    ax1, ax2 = fig.subplots(1, 2)
+    for m, style in (("o_proj", "-"), ("down_proj", "--"), ("up_proj", ":")):
+        for role, colour in (("dup", "#b03a2e"), ("orig", "#1f5f8b")):
+            names = [weight_name(model_type, i, m) for i, r in roles.items() if r == role]
+            g = np.mean([track[n]["grad_norm"] for n in names], axis=0)
+            w = np.mean([track[n]["weight_norm"] for n in names], axis=0)
+            label = f"{role} {m}"
+            ax1.plot(np.arange(1, len(g) + 1), g, style, color=colour, lw=1, label=label)
+            ax2.plot(np.arange(len(w)), w, style, color=colour, lw=1, label=label)
+    ax1.set_yscale("symlog", linthresh=1e-4)
+    ax1.set_xscale("log")
+    ax1.set_xlabel("step (gradient taken at the weights before it)")
+    ax1.set_ylabel("mean gradient norm")
+    ax1.set_title(f"per-step gradient norms, seed {seed}", fontsize=9)
+    ax2.set_xscale("symlog", linthresh=1)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("mean weight norm")
+    ax2.set_title("per-step weight norms", fontsize=9)
+    ax2.legend(fontsize=6, ncols=2)
+    return fig
+
+
+@measure("few_steps_reconnect")
+def few_steps_reconnect(lab, seeds: list[int], case: str) -> Measured:
+    strategy = check_case("few_steps_reconnect", case, CASES)
+    lab.needs("target")
+    lab.needs_training("dense early snapshots and per-step norms")
+    lm = lab.layer_map(strategy)
+    model_type = lab.setting.model_type
+    steps = probe_steps(Long(lab.epoch_steps))
+    runs = [long_run(lab, seed) for seed in seeds]
+    per_run = [curves(r, lm, steps, model_type) for r in runs]
+    halves = [(half_time(steps, cost), half_time(steps, fill)) for cost, fill, _ in per_run]
+    effects = [log2_ratio(k_cost, k_fill) for k_cost, k_fill in halves]
+    at = COS_AT if COS_AT in steps else steps[1]
+    return Measured(
+        effects=effects, seeds=seeds, runs=[r.key for r in runs],
+        notes={"half-time of the ablation cost (steps)": [a for a, _ in halves],
+               "half-time of the fill (steps)": [b for _, b in halves],
+               f"cos(ΔW step {at}, ΔW final), dup o/down": [p[2][steps.index(at) - 1] for p in per_run]},
+        plots=lambda: {"reconnection vs filling": trajectory_plot(steps, per_run, seeds),
+                       f"weight and gradient norms, seed {seeds[0]}":
+                       norms_plot(runs[0], lm, seeds[0], model_type)})

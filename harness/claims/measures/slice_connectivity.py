@@ -1,0 +1,50 @@
+"""A duplicated slice is more connected within itself than to the rest of the model.
+
+Seed: "These slice of layers are more connected to each other than to the model's entirety."
+(A takeaway from each slice having its own gradient.)
+
+Operationalisation: per training run (seed) of the contiguous upscale (two 3-layer slices of
+copies at tiny). Each duplicate layer's change pattern: the vector over the kept modules (q, k,
+v, gate, up, both norms) of log rel = log ‖ΔW‖/‖W₀‖ from the upscale as built to the end, minus
+each module's mean over the duplicates (so "duplicates change more than originals", another
+claim, does not count). Similarity: cosine of two layers' patterns. Effect: mean similarity of
+pairs within one slice − mean similarity of matched pairs across slices: duplicates with
+different sources (copies of one source start identical) no further apart than the farthest
+within-slice pair (neighbours change alike in any model). Claimed direction: > 0. One case:
+contiguous.
+
+Refuted if the CI lies wholly below 0: layers across the boundary change more alike. Without
+the distance match (all different-source pairs across slices) the contrast mixes in how
+similarity falls with depth distance; that is why the match is part of the metric.
+"""
+
+from __future__ import annotations
+
+from harness.claims.lab import deltas
+from harness.claims.measured import Measured
+from harness.claims.measures import measure
+from harness.claims.measures._cases import check_case
+from harness.claims.patterns import slice_pair_similarity
+
+CASES = ("contiguous",)
+
+
+@measure("slices_self_connected")
+def slices_self_connected(lab, seeds: list[int], case: str) -> Measured:
+    strategy = check_case("slices_self_connected", case, CASES)
+    lm = lab.layer_map(strategy)
+    runs = [lab.upscaled(seed, strategy) for seed in seeds]
+    per_run = [deltas(run, lm) for run in runs]
+    pairs = [slice_pair_similarity(rows, lm) for rows in per_run]
+    effects = [w - b for w, b in pairs]
+
+    def plots():
+        from harness.heatmap import plot_deltas
+
+        return {f"rel change, seed {seeds[0]} ({strategy})":
+                plot_deltas(per_run[0], metric="rel", layer_map=lm)}
+
+    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in runs],
+                    notes={"mean similarity within slices": [w for w, _ in pairs],
+                           "mean similarity across slices (matched)": [b for _, b in pairs]},
+                    plots=plots)

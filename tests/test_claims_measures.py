@@ -1,0 +1,79 @@
+"""The measures (harness.claims.measures): one per registered claim, measuring exactly the
+registered cases, and returning one finite effect per seed on real (very short) runs."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from harness.claims.lab import Lab, Setting
+from harness.claims.measured import Measured
+from harness.claims.measures import MEASURES
+from harness.claims.registry import load
+from harness.runs import tiny_base
+
+REGISTRY = load()
+
+
+def test_every_registered_claim_has_its_measure_in_its_module():
+    assert set(MEASURES) == set(REGISTRY.claims)
+    for claim_id, entry in REGISTRY.claims.items():
+        module = sys.modules[MEASURES[claim_id].__module__]
+        assert module.__name__ == f"harness.claims.measures.{entry.module}", claim_id
+        # the measure knows exactly the registered cases, primary first
+        assert module.CASES == tuple(c.case for c in entry.cases), claim_id
+
+
+@pytest.mark.parametrize("claim_id", sorted(REGISTRY.claims))
+def test_an_unknown_case_names_the_valid_ones_before_any_run(claim_id):
+    cases = ", ".join(c.case for c in REGISTRY.entry(claim_id).cases)
+    with pytest.raises(ValueError, match=f"{claim_id} has no case 'nope'; its cases are {cases}$"):
+        MEASURES[claim_id](object(), [0, 1], "nope")  # not a lab: the case is checked first
+
+
+# Measures that need only the base, the plain fine-tune and the contiguous upscale of each seed,
+# with the within-run n of the ones that have a within-run form (tiny contiguous: 3 duplicated
+# source layers and 8 orig layers; slice_own_gradient: 9 modules, the two slices averaged).
+CHEAP = {("dups_more_responsive", "contiguous"): 3 + 8, ("upscale_room", "contiguous"): None,
+         ("top_down_gradient", "descent"): None, ("top_down_gradient", "descent-slope"): None,
+         ("top_down_gradient", "rank"): None, ("o_proj_less_sensitive", "contiguous"): 3,
+         ("first_layers_outliers", "normal"): None, ("slice_own_gradient", "within"): 9,
+         ("slice_own_gradient", "break"): None, ("upscale_perturbs_profile", "contiguous"): None,
+         ("post_norm_moves_in_dups", "contiguous"): 3 + 8, ("upscale_retains_more", "contiguous"): None,
+         ("anchor_holds_slice", "contiguous"): None, ("slices_self_connected", "contiguous"): None,
+         ("merge_back_first_layers", "normal"): None}
+
+
+@pytest.fixture(scope="module")
+def short_lab(tmp_path_factory):
+    """The tiny lab with 8-step pre-training and 8-step fine-tunes (snapshots 0, 2, 4, 8)."""
+    setting = Setting("tiny", 8, "mistral", lambda seed: tiny_base(seed, steps=8),
+                      finetune={"steps": 8, "snapshots": (0, 2, 4, 8)})
+    return Lab(tmp_path_factory.mktemp("runs"), setting)
+
+
+@pytest.mark.parametrize("claim_id, case", list(CHEAP), ids=[f"{c}-{k}" for c, k in CHEAP])
+def test_measures_give_one_finite_effect_per_seed(short_lab, claim_id, case):
+    m = MEASURES[claim_id](short_lab, [0, 1], case)
+    assert isinstance(m, Measured) and m.seeds == (0, 1)
+    assert len(m.effects) == 2 and all(math.isfinite(e) for e in m.effects), m.effects
+    assert m.runs and all((short_lab.cache / key).is_dir() for key in m.runs)
+    for name, values in m.notes.items():
+        assert len(values) == 2, name
+    want_n = CHEAP[(claim_id, case)]
+    if want_n is None:
+        assert m.within is None
+    else:
+        assert REGISTRY.entry(claim_id).within
+        assert m.within.n == want_n  # copies of one source layer counted once
+        assert all(math.isfinite(v) for g in m.within.groups for v in g)
+
+
+def test_plots_are_made_only_when_asked(short_lab):
+    import matplotlib.figure
+
+    m = MEASURES["top_down_gradient"](short_lab, [0, 1], "descent")
+    figures = m.plots()
+    assert figures and all(isinstance(f, matplotlib.figure.Figure) for f in figures.values())
