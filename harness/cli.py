@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from harness.errors import UplabError
+from harness.errors import UplabError, printable
 
 # Modules that add a subcommand; each defines register(subparsers) and sets func=run(args) -> int.
 COMMANDS = (
@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UplabError as e:
-        print(f"uplab {args.command}: error: {e}", file=sys.stderr)
+        print(f"uplab {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"uplab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during a build (checkpoint.output)
+        print(f"uplab {args.command}: {getattr(e, 'what', 'interrupted')}", file=sys.stderr)
+        return getattr(e, "exit_status", 130)
 
 
 if __name__ == "__main__":

@@ -3,3 +3,9 @@
 
 class UplabError(Exception):
     """A user-facing error: one line naming the problem and the fix."""
+
+
+def printable(text: str) -> str:
+    """`text` as one line without terminal escapes: control characters (ESC, newline, BEL) are
+    written as \\x1b, \\n, \\x07. Messages quote paths, ids and YAML from files a user may not trust."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))

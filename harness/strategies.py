@@ -9,6 +9,7 @@ from __future__ import annotations
 import yaml
 
 from harness.errors import UplabError
+from harness.limits import MAX_LAYERS, check_layer_count
 from harness.plan import Plan, parse_plan
 
 ZERO_DUPLICATE = [
@@ -44,15 +45,21 @@ def _emit(name: str, model: str, slices: list[tuple[int, int, bool]]) -> Plan:
 
 
 def _check_range(start: int, end: int, num_layers: int) -> None:
+    check_layer_count(num_layers, "num_layers")
     if not 0 <= start < end <= num_layers:
         raise UplabError(
             f"range [{start}, {end}) must satisfy 0 <= start < end <= num_layers ({num_layers})"
         )
 
 
-def _check_copies(copies: int) -> None:
+def _check_copies(copies: int, start: int, end: int, num_layers: int) -> None:
     if copies < 1:
         raise UplabError(f"copies must be >= 1, got {copies}")
+    # before any slice list is built: copies is a multiplier on it
+    total = num_layers + copies * (end - start)
+    if total > MAX_LAYERS:
+        raise UplabError(f"{copies} copies of [{start}, {end}) make {total} layers; uplab builds at "
+                         f"most {MAX_LAYERS}")
 
 
 def block(k: int, start: int, end: int, *, num_layers: int, copies: int = 1,
@@ -65,7 +72,7 @@ def block(k: int, start: int, end: int, *, num_layers: int, copies: int = 1,
 def _blocked(name: str, k: int, start: int, end: int, num_layers: int, copies: int,
              model: str) -> Plan:
     _check_range(start, end, num_layers)
-    _check_copies(copies)
+    _check_copies(copies, start, end, num_layers)
     if k < 1:
         raise UplabError(f"block size k must be >= 1, got {k}")
     slices = [(0, start, False)]
@@ -81,7 +88,7 @@ def contiguous(start: int, end: int, *, num_layers: int, copies: int = 2,
                model: str = "base") -> Plan:
     """The seed's 39B layout: originals through `end`, then `copies` zeroed copies of [start, end)."""
     _check_range(start, end, num_layers)
-    _check_copies(copies)
+    _check_copies(copies, start, end, num_layers)
     slices = [(0, end, False)] + [(start, end, True)] * copies + [(end, num_layers, False)]
     return _emit(f"contiguous([{start}, {end}), copies={copies})", model, slices)
 
@@ -101,6 +108,7 @@ def single(layer: int, *, num_layers: int, copies: int = 1, model: str = "base")
 
 def every(n: int, *, num_layers: int, model: str = "base") -> Plan:
     """LLaMA Pro: after every n original layers, a zeroed copy of the group's last layer."""
+    check_layer_count(num_layers, "num_layers")
     if not 1 <= n <= num_layers:
         raise UplabError(f"every(n) needs 1 <= n <= num_layers ({num_layers}), got {n}")
     slices = []

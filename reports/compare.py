@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UplabError
+from harness.errors import UplabError, printable
 from reports.build import CLAIMS_FILE
 from reports.records import VERDICTS
 
@@ -66,7 +66,19 @@ def _claims(document: Any) -> list[dict]:
         decision = claim.get("decision")
         if not isinstance(decision, dict) or decision.get("verdict") not in VERDICTS:
             raise ValueError(f"claim {i} ({claim['id']}) has no decision.verdict in {VERDICTS}")
+        for name, kinds, what in _OPTIONAL:
+            value = claim.get(name)
+            if value is not None and not isinstance(value, kinds):
+                raise ValueError(f"claim {i} ({claim['id']!r}): '{name}' must be {what}, "
+                                 f"got {type(value).__name__}")
     return claims
+
+
+# fields a claim may omit; when present they must have these types (checked so that a hand-edited
+# file is one error line, never a traceback halfway through the table)
+_OPTIONAL = (("case", str, "a string"), ("nodeid", str, "a string"), ("expected", str, "a string"),
+             ("runs", list, "a list"), ("seeds", list, "a list"), ("effects", list, "a list"))
+
 
 
 def keyed(claims: list[dict]) -> dict[Key, dict]:
@@ -93,7 +105,7 @@ def _verdict(claim: dict) -> str:
 
 def text(result: Comparison, old_name: str, new_name: str) -> list[str]:
     """A plain-text report: one aligned table per kind of difference, then a summary line."""
-    lines = [f"verdicts of {new_name} against {old_name}"]
+    lines = [f"verdicts of {printable(new_name)} against {printable(old_name)}"]
     sections = [
         ("verdict changed", ["old", "new", "expected"],
          [(k, [_verdict(o), _verdict(n), n.get("expected", "")]) for k, o, n in result.changed]),
@@ -104,7 +116,8 @@ def text(result: Comparison, old_name: str, new_name: str) -> list[str]:
         if not rows:
             continue
         table = [["claim", "scale", "case", *columns]]
-        table += [[k[0] + (f" ({k[3]})" if len(k) > 3 else ""), k[1], k[2] or "-", *cells]
+        table += [[printable(c) for c in (k[0] + (f" ({k[3]})" if len(k) > 3 else ""), k[1],
+                                          k[2] or "-", *cells)]
                   for k, cells in rows]
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         lines += ["", f"{title} ({len(rows)}):"]

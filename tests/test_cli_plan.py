@@ -394,10 +394,19 @@ def test_upscale_refuses_a_non_empty_out(capsys, tmp_path, source, upscale_cfg):
     assert "--force" in one_error_line(capsys.readouterr().err, "upscale")
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert not list(tmp_path.glob(".up.*"))
-    # --force replaces it with the complete build
+    # --force replaces only an earlier uplab output: this folder is the user's
     assert main(["upscale", str(upscale_cfg), str(out), "--source", str(source), "--quiet",
+                 "--force"]) == 2
+    assert "not an earlier uplab output" in one_error_line(capsys.readouterr().err, "upscale")
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # an earlier build is replaced with the complete new one
+    built = tmp_path / "built"
+    assert main(["upscale", str(upscale_cfg), str(built), "--source", str(source), "--quiet"]) == 0
+    (built / "stale.txt").write_text("from the earlier build")
+    assert main(["upscale", str(upscale_cfg), str(built), "--source", str(source), "--quiet",
                  "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "config.json").is_file()
+    assert not (built / "stale.txt").exists() and (built / "config.json").is_file()
+    assert not list(tmp_path.glob(".built.*"))
 
 
 def test_upscale_from_a_sharded_source(capsys, tmp_path, source, upscale_cfg):

@@ -9,6 +9,7 @@ import torch
 import transformers
 from tqdm.auto import tqdm
 
+from harness.build.finite import check_finite
 from harness.build.recipe import recipe, upscaled_config
 from harness.checkpoint import Checkpoint, ShardWriter, copy_side_files, read_config, staged_output
 from harness.errors import UplabError
@@ -47,17 +48,21 @@ def upscale_model(model: transformers.PreTrainedModel, plan: Plan) -> transforme
 
 
 def upscale_checkpoint(src: str | Path, plan: Plan, out: str | Path, *, force: bool = False,
-                       max_shard_bytes: int = 5 * 10**9, progress: bool = True) -> LayerMap:
+                       max_shard_bytes: int = 5 * 10**9, progress: bool = True,
+                       allow_nonfinite: bool = False) -> LayerMap:
     """Stream `src` through the plan into a new checkpoint directory `out`."""
     src = Path(src)
     config = read_config(src)
     with Checkpoint(src) as reader:
         steps, lm = recipe(plan, reader.listed(), config)
         new_config = upscaled_config(config, lm)
-        with staged_output(out, force=force) as stage:
+        with staged_output(out, force=force, protect=(src,)) as stage:
             writer = ShardWriter(stage, max_shard_bytes)
             for s in tqdm(steps, desc="upscale (native)", unit="tensor", disable=not progress):
-                writer.add(s.out, _apply(reader.read(s.source), s.scale))
+                tensor = reader.read(s.source)
+                if not allow_nonfinite:
+                    check_finite(s.source, tensor, str(src))
+                writer.add(s.out, _apply(tensor, s.scale))
             writer.close()
             (stage / "config.json").write_text(json.dumps(new_config, indent=2, sort_keys=True))
             (stage / "uplab_plan.yml").write_text(plan.text)

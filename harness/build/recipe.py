@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from harness import arch as arch_facts
+from harness.checkpoint import config_facts
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 from harness.plan import Plan, check_depth
@@ -22,16 +22,8 @@ class Step:
     scale: float
 
 
-def model_type(config: dict) -> str:
-    kind = config.get("model_type")
-    if not kind:
-        raise UplabError("config.json has no model_type; cannot tell the architecture")
-    return kind
-
-
 def recipe(plan: Plan, names: list[str], config: dict) -> tuple[list[Step], LayerMap]:
-    facts = arch_facts.get(model_type(config))
-    depth = int(config[facts.layers_key])
+    facts, depth = config_facts(config)
     check_depth(plan, depth)
     lm = plan.layer_map(depth, facts.name)
     per_layer: dict[int, list[tuple[str, str]]] = {}
@@ -58,7 +50,7 @@ def recipe(plan: Plan, names: list[str], config: dict) -> tuple[list[Step], Laye
 
 def upscaled_config(config: dict, lm: LayerMap) -> dict:
     """The source config with the new depth and every per-layer list re-indexed by the map."""
-    facts = arch_facts.get(model_type(config))
+    facts, _ = config_facts(config)
     out = copy.deepcopy(config)
     out[facts.layers_key] = lm.num_layers
     for key in facts.per_layer_keys:

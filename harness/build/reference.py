@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from harness.checkpoint import read_config, staged_output
+from harness.checkpoint import read_model, staged_output
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 from harness.plan import Plan, check_depth, parse_plan
@@ -46,21 +46,27 @@ def with_source(plan: Plan, src: str | Path) -> Plan:
 
 
 def upscale_checkpoint(src: str | Path, plan: Plan, out: str | Path, *, force: bool = False,
-                       max_shard_bytes: int = 5 * 10**9, progress: bool = True) -> LayerMap:
+                       max_shard_bytes: int = 5 * 10**9, progress: bool = True,
+                       allow_nonfinite: bool = False) -> LayerMap:
     from mergekit.merge import MergeOptions, run_merge
 
+    from harness.build.finite import scan_finite
+    from harness.checkpoint import Checkpoint
+
     src = Path(src).resolve()
-    config = read_config(src)
-    facts_depth = _depth(config)
-    check_depth(plan, facts_depth)
+    config, facts, depth = read_model(src)
+    check_depth(plan, depth)
     local = with_source(plan, src)
-    lm = local.layer_map(facts_depth, config["model_type"])
+    lm = local.layer_map(depth, facts.name)
+    with Checkpoint(src) as reader:  # mergekit would copy them silently; also checks the files
+        if not allow_nonfinite:
+            scan_finite(reader, reader.names(), str(src))
     options = MergeOptions(
         copy_tokenizer=(src / "tokenizer_config.json").is_file(), write_model_card=False, quiet=not progress,
         out_shard_size=max_shard_bytes, lazy_unpickle=False, allow_crimes=False,
     )
-    with staged_output(out, force=force) as stage, _offline(), \
-            _resized_layer_lists(lm, _facts(config).per_layer_keys):
+    with staged_output(out, force=force, protect=(src,)) as stage, _offline(), \
+            _resized_layer_lists(lm, facts.per_layer_keys):
         logging.getLogger("mergekit").setLevel(logging.ERROR)
         try:
             run_merge(local.config, str(stage), options=options)
@@ -90,12 +96,3 @@ def _resized_layer_lists(lm: LayerMap, per_layer_keys: tuple[str, ...]):
     with mock.patch.object(mergekit.merge, "_model_out_config", fixed):
         yield
 
-
-def _facts(config: dict):
-    from harness import arch as arch_facts
-
-    return arch_facts.get(config.get("model_type", "?"))
-
-
-def _depth(config: dict) -> int:
-    return int(config[_facts(config).layers_key])

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import torch
 
+from harness import arch as arch_facts
 from harness.errors import UplabError
+from harness.limits import check_layer_count
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -51,9 +53,35 @@ def read_config(path: str | Path) -> dict:
     if not cfg.is_file():
         raise UplabError(f"{path}: no config.json; expected a Hugging Face checkpoint directory")
     try:
-        return json.loads(cfg.read_text())
+        config = json.loads(cfg.read_text())
     except json.JSONDecodeError as e:
         raise UplabError(f"{cfg}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UplabError(f"{cfg}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    if not isinstance(config, dict):
+        raise UplabError(f"{cfg}: expected a JSON object, got {type(config).__name__}")
+    return config
+
+
+def config_facts(config: dict, where: str | Path = "config.json") -> tuple[arch_facts.Architecture, int]:
+    """Architecture and depth a config.json states. A depth it cannot read is an error, never a
+    default (transformers would silently build its own 32 layers)."""
+    kind = config.get("model_type")
+    if not isinstance(kind, str) or not kind:
+        raise UplabError(f"{where}: no model_type; cannot tell the architecture (add e.g. "
+                         '"model_type": "mistral")')
+    facts = arch_facts.get(kind)
+    key = facts.layers_key
+    if key not in config:
+        raise UplabError(f"{where}: no {key}; cannot tell the depth (add \"{key}\": N)")
+    return facts, check_layer_count(config[key], f"{where}: {key}")
+
+
+def read_model(path: str | Path) -> tuple[dict, arch_facts.Architecture, int]:
+    """config.json of a checkpoint folder with its architecture and depth, all checked."""
+    config = read_config(path)
+    facts, depth = config_facts(config, Path(path) / "config.json")
+    return config, facts, depth
 
 
 @dataclass(frozen=True)
@@ -236,6 +264,12 @@ def _directory_tensors(path: Path) -> dict[str, TensorInfo]:
                 f"{index}: not a safetensors index (no weight_map); re-save the checkpoint"
             ) from None
         headers: dict[str, dict[str, TensorInfo]] = {}
+        root = path.resolve()
+        for shard in weight_map.values():
+            # an index is data from a download: it may name only files inside the checkpoint
+            if not isinstance(shard, str) or (path / shard).resolve().parent != root:
+                raise UplabError(f"{index}: shard {shard!r} is not a file name inside {path}; "
+                                 "an index may only name shards in its own folder")
         for shard in sorted(set(weight_map.values())):
             file = path / shard
             if not file.is_file():
@@ -254,4 +288,7 @@ def _directory_tensors(path: Path) -> dict[str, TensorInfo]:
         return out
     if (path / SINGLE).is_file():
         return read_header(path / SINGLE)
-    raise UplabError(f"{path}: no {SINGLE} or {INDEX}; uplab reads safetensors checkpoints only")
+    bins = sorted(p.name for p in path.glob("*.bin"))
+    hint = (f" (it has {', '.join(bins[:3])}: convert it with save_pretrained(..., "
+            "safe_serialization=True))" if bins else "")
+    raise UplabError(f"{path}: no {SINGLE} or {INDEX}; uplab reads safetensors checkpoints only{hint}")

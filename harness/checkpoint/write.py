@@ -5,39 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
+from harness.checkpoint.output import staged_output  # noqa: F401  (the one staged writer)
 from harness.checkpoint.read import INDEX, SINGLE
-from harness.errors import UplabError
 
 SIDE_FILES = (  # copied beside the weights, as mergekit copies the tokenizer
     "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
     "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "generation_config.json",
 )
-
-
-@contextmanager
-def staged_output(out: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Build a checkpoint in a sibling temp dir; move it to `out` only when complete."""
-    out = Path(out)
-    if out.exists() and not force and (not out.is_dir() or any(out.iterdir())):
-        raise UplabError(f"{out}: already exists and is not empty; choose a new path or pass --force")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(stage, out)
 
 
 class ShardWriter:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from harness import render
-from harness.commands._common import positive_int, report_findings, source_facts
-from harness.lint import errors, lint
-from harness.plan import load_plan
+from harness.commands._common import layer_count, report_findings, source_facts
 
 
 def register(sub) -> None:
@@ -19,7 +16,7 @@ def register(sub) -> None:
         "errors, 2 on unreadable input.",
     )
     p.add_argument("config", help="mergekit YAML (merge_method: passthrough)")
-    p.add_argument("--num-layers", type=positive_int, help="depth of the source model")
+    p.add_argument("--num-layers", type=layer_count, help="depth of the source model")
     p.add_argument("--model-type", help="architecture for tensor names (default: from the "
                    "source's config.json, else mistral)")
     p.add_argument("--source", help="local checkpoint to read the depth from instead of the "
@@ -30,6 +27,10 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from harness import render
+    from harness.lint import errors, lint
+    from harness.plan import load_plan
+
     plan = load_plan(args.config)
     depth, model_type = source_facts(plan, args.num_layers, args.model_type, args.source)
     findings = lint(plan, depth, model_type)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from harness import strategies
-from harness.commands._common import int_at_least, positive_int
+from harness.commands._common import int_at_least, layer_count, positive_int
 
 
 _nonneg = int_at_least(0)
@@ -21,11 +18,12 @@ def register(sub) -> None:
     kinds = p.add_subparsers(dest="strategy", required=True, metavar="NAME")
 
     def common(q):
-        q.add_argument("--num-layers", type=positive_int, required=True,
+        q.add_argument("--num-layers", type=layer_count, required=True,
                        help="depth of the source model")
         q.add_argument("--model", default="base", help="model path written into the YAML "
                        "(default: base)")
         q.add_argument("-o", "--output", help="write the YAML here instead of stdout")
+        q.add_argument("--force", action="store_true", help="replace the --output file if it exists")
         q.set_defaults(func=run)
 
     def ranged(q, copies):
@@ -54,6 +52,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from harness import strategies
+
     kw = {"num_layers": args.num_layers, "model": args.model}
     if args.strategy == "every":
         plan = strategies.every(args.n, **kw)
@@ -64,7 +64,9 @@ def run(args) -> int:
     else:
         plan = strategies.STRATEGIES[args.strategy](args.start, args.end, copies=args.copies, **kw)
     if args.output:
-        Path(args.output).write_text(plan.text)
+        from harness.checkpoint.output import write_file
+
+        write_file(args.output, plan.text, force=args.force)
     else:
         print(plan.text, end="")
     return 0

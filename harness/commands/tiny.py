@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from harness import tiny
-from harness.checkpoint import staged_output
-from harness.commands._common import positive_int
+from harness.commands._common import layer_count, lazy_choices, positive_int
 
 
 def register(sub) -> None:
@@ -18,9 +16,9 @@ def register(sub) -> None:
         "save it with save_pretrained (safetensors) plus uplab_tiny.json.",
     )
     p.add_argument("out", help="output directory (must not exist or be empty)")
-    p.add_argument("--preset", choices=sorted(tiny.PRESETS), default="tiny",
-                   help="architecture preset (default: tiny = mistral)")
-    p.add_argument("--layers", type=positive_int, help="override the depth")
+    p.add_argument("--preset", choices=lazy_choices("harness.tiny", "PRESETS"), default="tiny",
+                   metavar="PRESET", help="architecture preset: %(choices)s (default: tiny = mistral)")
+    p.add_argument("--layers", type=layer_count, help="override the depth")
     p.add_argument("--hidden", type=positive_int, help="override the hidden size")
     p.add_argument("--seed", type=int, default=0, help="initialisation seed (default: 0)")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -28,6 +26,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from harness import tiny
+    from harness.checkpoint import staged_output
+
     spec = tiny.preset(args.preset)
     if args.layers:
         spec = replace(spec, num_layers=args.layers)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from harness import arch as arch_facts
-from harness import render
-from harness.checkpoint import read_config
 from harness.commands._common import byte_size, checked, report_findings, source_dir
-from harness.plan import load_plan
 
 
 def register(sub) -> None:
@@ -26,23 +22,33 @@ def register(sub) -> None:
     p.add_argument("--source", help="local source checkpoint, instead of the config's model path")
     p.add_argument("--max-shard-size", type=byte_size, default=byte_size("5GB"),
                    help="largest safetensors shard (default: 5GB)")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT if it is an earlier uplab output (never `.`, a folder holding "
+                   "the working directory, the source, or a folder holding it)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="copy NaN/Inf weights of the source instead of refusing them")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from harness import render
+    from harness.checkpoint import read_model
+    from harness.checkpoint.output import check_out
+    from harness.plan import load_plan
+
     plan = load_plan(args.config)
     src = source_dir(plan, args.source)
-    config = read_config(src)
-    facts = arch_facts.get(config.get("model_type", "?"))
-    report_findings(checked(plan, int(config[facts.layers_key]), facts.name))
+    check_out(args.out, force=args.force, protect=(src,))  # before any work: refusals are cheap
+    _, facts, depth = read_model(src)
+    report_findings(checked(plan, depth, facts.name))
     if args.engine == "native":
         from harness.build.native import upscale_checkpoint
     else:
         from harness.build.reference import upscale_checkpoint
     lm = upscale_checkpoint(src, plan, args.out, force=args.force,
-                            max_shard_bytes=args.max_shard_size, progress=not args.quiet)
+                            max_shard_bytes=args.max_shard_size, progress=not args.quiet,
+                            allow_nonfinite=args.allow_nonfinite)
     print(render.summary(lm))
     print(f"wrote {args.out} ({args.engine})")
     return 0
