@@ -1,67 +1,27 @@
 """Duplicates change as fast in the second epoch as in the first.
 
-Seed: "A 600MB dataset was nowhere near in stabilizing the empty/duplicated layers. (Pertubed rate
-of change remained the same for epoch 1 & 2)"; "There are no indications that the duplicate
-layers are 'slowing down'" (Sample C, epoch 2 vs epoch 1, read as the rate of change).
+Seed: "A 600MB dataset was nowhere near in stabilizing the empty/duplicated layers. (Pertubed
+rate of change remained the same for epoch 1 & 2)"; "There are no indications that the duplicate
+layers are 'slowing down'".
 
-Operationalisation: per seed, two epochs (2 × 64 steps, one cosine schedule over both) of the
-seed's contiguous upscale (`harness.claims.time.LONG`, shared with `dups_saturate` and
-`few_steps_reconnect`). For every (layer, module): rate ratio = ‖W₁₂₈ − W₆₄‖ / ‖W₆₄ − W₀‖, the
-change in epoch 2 over the change in epoch 1 (epochs are equally long, so a ratio of rates).
-Mean ratio over the duplicates' units and over the originals' units (all nine modules; a
-duplicate's zeroed o_proj/down_proj included). The schedule slows every layer in epoch 2, so the
-seed's claim is relative: effect = ratio(dup) − ratio(orig). Claimed direction: > 0.
+Operationalisation: per seed, two epochs of the contiguous upscale: per (layer, module) ‖Δ epoch
+2‖ / ‖Δ epoch 1‖; effect: mean over dup units − mean over orig units, claimed > 0 (the schedule
+slows every layer, so the claim is relative).
 
-Refuted if the CI lies wholly below 0: duplicates slow down more than the originals (they settle).
+The protocol is the registry entry `dup_rate_not_slowing` in harness/claims/registry.yaml; the
+measure is harness/claims/measures/epoch_rate.py.
+
+Refuted if the CI lies wholly below 0: duplicates slow down more than the originals (they
+settle).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from harness.claims.time import layer_rate_ratios, long_run, rate_ratios
-from harness.claims.lab import deltas
-from fixtures.params import strategy_params
-from harness.heatmap import plot_deltas
-from harness.plots import new_figure
-
-def ratio_plot(ratios, seeds):
-    fig = new_figure(5.0, 3.0)
-    ax = fig.add_subplot()
-    for k, (dup, orig) in enumerate(zip(ratios["dup"], ratios["orig"])):
-        ax.plot([0, 1], [orig, dup], "o-", color="#1f5f8b", alpha=0.7)
-        ax.annotate(str(seeds[k]), (1, dup), xytext=(4, 0), textcoords="offset points", fontsize=7)
-    ax.set_xticks([0, 1], ["originals", "duplicates"])
-    ax.set_xlim(-0.3, 1.3)
-    ax.set_ylabel("‖Δ epoch 2‖ / ‖Δ epoch 1‖ (mean over units)")
-    ax.set_title("rate ratio per seed (1 = as fast in epoch 2)", fontsize=9)
-    return fig
+from fixtures.params import claim_params
 
 
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
-def test_dup_rate_not_slowing(scale, strategy, lab, seeds, claim):
-    lm = lab.layer_map(strategy)
-    runs = [long_run(lab, seed) for seed in seeds]
-    ends = [(r.epoch_end(1), r.epoch_end(2)) for r in runs]
-    rows = [(deltas(r, lm, 0, e1), deltas(r, lm, e1, e2)) for r, (e1, e2) in zip(runs, ends)]
-    per_run = [rate_ratios(a, b, lm) for a, b in rows]
-    effects = [p["dup"] - p["orig"] for p in per_run]
-    ratios = {role: [p[role] for p in per_run] for role in ("dup", "orig")}
-    claim.check(
-        id="dup_rate_not_slowing",
-        statement="Duplicated layers keep changing in the second epoch at least as fast, relative "
-                  "to the first, as the original layers do.",
-        method="2 epochs of the contiguous upscale (one cosine schedule); per (layer, module) "
-               "||W[end 2] - W[end 1]|| / ||W[end 1] - W0||, mean over dup units minus mean over "
-               "orig units (all modules); sign-flip test over seeds",
-        effects=effects, direction="greater", runs=[r.key for r in runs], seeds=seeds,
-        within=layer_rate_ratios(*rows[0], lm),
-        expected={"tiny": "inconclusive"},
-        reason={"tiny": "duplicates slow down in epoch 2 exactly as much as originals: mean rate "
-                        "ratio dup - orig = -0.005, 95% CI [-0.031, +0.017], p = 0.66, n = 8 (both "
-                        "ratios ~0.2-0.35, the cosine schedule's drop; per module too). A tight null, "
-                        "not refuted only because the claim has no smallest effect of interest"},
-        plots={"rate ratio, originals vs duplicates": ratio_plot(ratios, seeds),
-               f"epoch-2 change (l2, step {ends[0][0]} -> {ends[0][1]}), seed {seeds[0]}":
-                   plot_deltas(deltas(runs[0], lm, *ends[0]), metric="l2", layer_map=lm)},
-    )
+@pytest.mark.parametrize("scale, case", claim_params("dup_rate_not_slowing"))
+def test_dup_rate_not_slowing(scale, case, claim):
+    claim.decide("dup_rate_not_slowing", case)

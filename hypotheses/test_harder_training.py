@@ -1,83 +1,24 @@
 """Training harder widens the upscale's retention advantage.
 
 Seed: "What if we train it harder via learning rate or epoch?"; "Using the same LR on a larger
-model should have been more destructive. In practice, the duplicated layers must have saved the
-upscale from becoming dumber than Cydonia."
+model should have been more destructive."
 
-Operationalisation: per seed, four fine-tunes of the same pre-trained base on the target domain:
-normal and contiguous upscale, each at lr 3e-4 (the default runs) and lr 1e-3 (one epoch each).
-Retention gap = held-out original-domain answer loss at the end, upscale − normal (paired by
-seed; the upscale is the same function as the base at step 0, so this is also the difference of
-the loss rises). `upscale_retains_more` claims the gap is < 0; "training harder" should make the
-duplicates' protection matter more, so the gap grows in magnitude. Effect = gap(1e-3) −
-gap(3e-4). Claimed direction: < 0 (the upscale's advantage widens with the LR).
+Operationalisation: per seed: retention gap (original-domain loss at the end, upscale − normal)
+at 10/3 of the default LR − at the default LR, claimed < 0.
 
-Refuted if the CI lies wholly above 0: at the higher LR the upscale keeps less of its advantage
-(or loses more than the normal model).
+The protocol is the registry entry `harder_training` in harness/claims/registry.yaml; the
+measure is harness/claims/measures/harder_training.py.
+
+Refuted if the CI lies wholly above 0: at the higher LR the upscale keeps less of its advantage.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from fixtures.params import strategy_params
-from harness.plots import new_figure
-
-# The default fine-tune's LR and 10/3 of it (tiny: 3e-4, and 1e-3 that erases the original domain)
-HARDER = 10 / 3
+from fixtures.params import claim_params
 
 
-def original_loss(run) -> float:
-    return run.scores()["original"]["loss"]
-
-
-def gap_plot(lrs, gaps, losses, seeds):
-    fig = new_figure(10.0, 3.2)
-    ax1, ax2 = fig.subplots(1, 2)
-    for k, s in enumerate(seeds):
-        ax1.plot(range(len(lrs)), [g[k] for g in gaps], "o-", color="#1f5f8b", alpha=0.7)
-        ax1.annotate(str(s), (len(lrs) - 1, gaps[-1][k]), xytext=(4, 0), textcoords="offset points",
-                     fontsize=7)
-    ax1.axhline(0, color="black", lw=0.6)
-    ax1.set_xticks(range(len(lrs)), [f"lr {lr:g}" for lr in lrs])
-    ax1.set_ylabel("original-domain loss, upscale − normal")
-    ax1.set_title("retention gap per seed (< 0: upscale retains more)", fontsize=9)
-    for kind, style in (("normal", "s--"), ("upscale", "o-")):
-        for j, lr in enumerate(lrs):
-            ax2.plot([j] * len(seeds), losses[kind][j], style[0], alpha=0.6,
-                     color="#b03a2e" if kind == "upscale" else "#1f5f8b",
-                     label=kind if j == 0 else None)
-    ax2.set_xticks(range(len(lrs)), [f"lr {lr:g}" for lr in lrs])
-    ax2.set_ylabel("original-domain loss at the end")
-    ax2.set_title("forgetting: normal vs upscale", fontsize=9)
-    ax2.legend(fontsize=7)
-    return fig
-
-
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
-def test_harder_training(scale, strategy, lab, seeds, claim):
-    lab.needs("original")
-    lrs = (lab.lr, float(f"{lab.lr * HARDER:.3g}"))
-    normal = {lr: [lab.normal(seed, lr=lr) for seed in seeds] for lr in lrs}
-    upscaled = {lr: [lab.upscaled(seed, strategy, lr=lr) for seed in seeds] for lr in lrs}
-    losses = {"normal": [[original_loss(r) for r in normal[lr]] for lr in lrs],
-              "upscale": [[original_loss(r) for r in upscaled[lr]] for lr in lrs]}
-    gaps = [[u - n for u, n in zip(losses["upscale"][j], losses["normal"][j])] for j in range(len(lrs))]
-    effects = [high - low for low, high in zip(gaps[0], gaps[-1])]
-    claim.check(
-        id="harder_training",
-        statement="The upscale's retention advantage over a normal fine-tune (lower original-"
-                  "domain loss) widens when training harder (higher learning rate).",
-        method=f"1-epoch fine-tunes, normal and {strategy} upscale, at lr {lrs[0]:g} and {lrs[1]:g}; "
-               "retention gap = original-domain answer loss at the end, upscale - normal; effect "
-               "gap(high lr) - gap(low lr), paired by seed; sign-flip test over seeds",
-        effects=effects, direction="less", seeds=seeds,
-        expected={"tiny": "inconclusive"},
-        reason={"tiny": "gap(1e-3) - gap(3e-4) = +0.117, 95% CI [-0.214, +0.469], p = 0.77, n = 8: "
-                        "at lr 1e-3 both the normal and the upscaled fine-tune erase the original "
-                        "domain (exact match <= 0.008, loss 2.6-4.6 in every seed), so the high-LR "
-                        "gap compares two erased models and its sign varies by seed; at 3e-4 the "
-                        "upscale already forgets more than the normal model in 6 of 8 seeds"},
-        runs=[r.key for lr in lrs for r in normal[lr] + upscaled[lr]],
-        plots={"retention gap vs learning rate": gap_plot(lrs, gaps, losses, seeds)},
-    )
+@pytest.mark.parametrize("scale, case", claim_params("harder_training"))
+def test_harder_training(scale, case, claim):
+    claim.decide("harder_training", case)

@@ -1,92 +1,25 @@
 """Duplicates approach a ceiling.
 
-Seed: "There's a 'ceiling value' for the duplicated layers in these slices"; "Even when
-Tunguska's slices of duplicated layers are nearly saturated, the resulting model remains
-coherent"; "Saturating these duplicated layers MIGHT be a good goal to pursue."
+Seed: "There's a 'ceiling value' for the duplicated layers in these slices"; "Saturating these
+duplicated layers MIGHT be a good goal to pursue."
 
-Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
-(`harness.claims.time.LONG`), snapshots every 16 steps (0..128). y(t) = mean fill
-(‖W_t‖ / ‖W_source‖) of the duplicates' zeroed o_proj and down_proj. Time t is the cumulative
-learning rate Σ lr up to the snapshot, not the step: the cosine schedule alone would make any
-steadily growing weight look saturating over steps. `harness.stats.saturation(t, y)` fits a
-saturating and a linear curve; the decision uses one effect: growth ratio − 1, where growth
-ratio = late slope / early slope (least squares over the last and first halves of the points).
-Claimed direction: < 0. (A log ratio would be undefined when the late slope is ≤ 0, the
-strongest saturation.) The AIC comparison (saturating − linear, > 0 favours the ceiling) and
-the step-time growth ratio are reported in the plots.
+Operationalisation: per seed, two epochs of the contiguous upscale: the mean fill of the
+duplicates' zeroed o_proj/down_proj against the cumulative learning rate; effect: growth ratio
+(late slope / early slope) − 1, claimed < 0.
+
+The protocol is the registry entry `dups_saturate` in harness/claims/registry.yaml; the measure
+is harness/claims/measures/saturation.py.
 
 Refuted if the CI lies wholly above 0: the fill accelerates per unit of learning rate.
 """
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from harness.claims.time import Long, cumulative_lr, long_run, mean_fill
-from harness.claims.lab import deltas
-from fixtures.params import strategy_params
-from harness.plots import new_figure
-from harness.stats import saturation
+from fixtures.params import claim_params
 
 
-def fill_curve(run, lm, grid) -> list[float]:
-    return [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in grid]
-
-
-def trajectory_plot(grid, curves, times, fits, seeds):
-    fig = new_figure(9.0, 3.2)
-    ax1, ax2 = fig.subplots(1, 2)
-    for seed, y, t, fit in zip(seeds, curves, times, fits):
-        line, = ax1.plot(grid, y, "o-", ms=3, alpha=0.8, label=str(seed))
-        ax2.plot(t, y, "o", ms=3, color=line.get_color())
-        if math.isfinite(fit.tau):
-            tt = [t[0] + (t[-1] - t[0]) * i / 100 for i in range(101)]
-            ax2.plot(tt, [fit.start + (fit.ceiling - fit.start) * (1 - math.exp(-(x - t[0]) / fit.tau))
-                          for x in tt], "-", lw=0.8, color=line.get_color())
-    ax1.set_xlabel("step")
-    ax1.set_ylabel("mean fill, dup o_proj + down_proj")
-    ax1.axvline(grid[len(grid) // 2], color="grey", lw=0.6, ls=":")
-    ax1.set_title("fill over steps (epoch end dotted)", fontsize=9)
-    ax2.set_xlabel("cumulative learning rate Σ lr")
-    ax2.set_title("fill over Σ lr, with the saturating fit", fontsize=9)
-    ax1.legend(title="seed", fontsize=6, ncols=2)
-    return fig
-
-
-def fit_table(fits, step_fits, seeds):
-    fig = new_figure(6.0, 1.0 + 0.22 * len(seeds))
-    ax = fig.add_subplot()
-    ax.axis("off")
-    rows = [[str(s), f"{f.growth_ratio:.3f}", f"{f.delta_aic:+.1f}", f"{g.growth_ratio:.3f}",
-             f"{g.delta_aic:+.1f}"] for s, f, g in zip(seeds, fits, step_fits)]
-    ax.table(cellText=rows, colLabels=["seed", "growth ratio (Σlr)", "ΔAIC (Σlr)",
-                                       "growth ratio (steps)", "ΔAIC (steps)"], loc="center")
-    ax.set_title("saturating vs linear fit (ΔAIC > 0: saturating better)", fontsize=9)
-    return fig
-
-
-@pytest.mark.parametrize("scale, strategy", strategy_params(["contiguous"]))
-def test_dups_saturate(scale, strategy, lab, seeds, claim):
-    lab.needs_training("its learning-rate schedule and snapshots every quarter epoch")
-    lm = lab.layer_map(strategy)
-    grid = Long(lab.epoch_steps).grid
-    runs = [long_run(lab, seed) for seed in seeds]
-    curves = [fill_curve(r, lm, grid) for r in runs]
-    times = [cumulative_lr(r.metrics, grid) for r in runs]
-    fits = [saturation(t, y) for t, y in zip(times, curves)]
-    step_fits = [saturation(grid, y) for y in curves]
-    effects = [f.growth_ratio - 1 for f in fits]
-    claim.check(
-        id="dups_saturate",
-        statement="The fill of the duplicates' zeroed o_proj/down_proj approaches a ceiling: its "
-                  "growth per unit of learning rate slows down.",
-        method="2 epochs of the contiguous upscale, snapshots every quarter epoch; mean fill of dup "
-               "o_proj/down_proj vs cumulative lr; growth ratio (late/early least-squares slope, "
-               "halves of the points) - 1; sign-flip test over seeds. Reported, not decided: "
-               "dAIC of saturating vs linear fit, and both over steps",
-        effects=effects, direction="less", runs=[r.key for r in runs], seeds=seeds,
-        plots={"fill trajectories": trajectory_plot(grid, curves, times, fits, seeds),
-               "fits per seed": fit_table(fits, step_fits, seeds)},
-    )
+@pytest.mark.parametrize("scale, case", claim_params("dups_saturate"))
+def test_dups_saturate(scale, case, claim):
+    claim.decide("dups_saturate", case)
