@@ -4,10 +4,21 @@ Run: pytest benchmarks/bench_train.py --benchmark-only -s      (MFU on a GPU: be
 What: `tiny` preset (8 layers, hidden 64, ~0.3M parameters), batch 32 of the target domain
 (~21 tokens each), fp32, full fine-tune and LoRA; a whole default fine-tune run (load base,
 train 64 steps, two held-out evals, snapshots written) against a warm base.
+
+Seeds together (harness.train.ensemble): tokens/s of 12 seeds trained as one stacked computation
+against the same 12 seeds through the per-seed loop, on the 8-layer `tiny` preset and a 16-layer
+one, each trainer in its own process so that its peak RSS is its own. Also as a script:
+    python benchmarks/bench_train.py [--seeds 12] [--steps 32]
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,3 +71,86 @@ def test_default_finetune_run_seconds(benchmark, tmp_path):
     seconds = benchmark.stats.stats.median
     benchmark.extra_info.update(finetune_s=seconds)
     print(f"\ndefault tiny fine-tune run (64 steps, evals, snapshots): {seconds:.2f} s")
+
+
+# -- seeds together ---------------------------------------------------------------------------
+LAYERS = {"tiny": 8, "tiny-16": 16}  # the 16-layer one: TinySpec(num_layers=16), same width
+
+
+def _seed_specs(seeds: int, steps: int):
+    data = DataSpec.synthetic("target", size=steps * 32, eval_size=32)
+    return [make(base=Scratch(seed=s), seed=s, steps=steps, snapshot_epochs=False, data=data)
+            for s in range(seeds)]
+
+
+def measure(trainer: str, layers: int, seeds: int, steps: int) -> dict:
+    """Train `seeds` seeds (fresh models) one way; training tokens/s (snapshots excluded) and peak RSS."""
+    from harness.train.ensemble import train_many
+
+    torch.set_num_threads(1)
+    specs = _seed_specs(seeds, steps)
+    train_set, _ = load(specs[0].data, TOK)
+    models = [tiny.build(tiny.TinySpec(num_layers=layers), s.seed) for s in specs]
+    if trainer == "loop":
+        out = [train(m, s, train_set, {}, pad_id=TOK.pad_id, sink=lambda *a: None, progress=False)
+               for m, s in zip(models, specs)]
+        busy = sum(o["tokens"] / o["tokens_per_s"] for o in out)
+    else:
+        out = train_many(models, specs, train_set, {}, pad_id=TOK.pad_id, sinks=[lambda *a: None] * seeds,
+                         progress=False)
+        busy = out[0]["tokens"] / out[0]["tokens_per_s"]  # one shared training time
+    tokens = sum(o["tokens"] for o in out)
+    return {"trainer": trainer, "layers": layers, "seeds": seeds, "steps": steps, "tokens": tokens,
+            "busy_s": busy, "tokens_per_s": tokens / busy,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure_in_process(trainer: str, layers: int, seeds: int, steps: int) -> dict:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, __file__, "--worker", trainer, str(layers), str(seeds), str(steps)],
+                          env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(preset: str, seeds: int = 12, steps: int = 32) -> dict:
+    loop = measure_in_process("loop", LAYERS[preset], seeds, steps)
+    stacked = measure_in_process("stacked", LAYERS[preset], seeds, steps)
+    assert loop["tokens"] == stacked["tokens"]  # the same batches, counted the same way
+    return {"preset": preset, "seeds": seeds, "steps": steps, "loop": loop, "stacked": stacked,
+            "ratio": stacked["tokens_per_s"] / loop["tokens_per_s"]}
+
+
+def line(r: dict) -> str:
+    lo, st = r["loop"], r["stacked"]
+    return (f"{r['preset']} ({lo['layers']} layers), {r['seeds']} seeds x {r['steps']} steps, 1 thread: "
+            f"per-seed loop {lo['tokens_per_s']:.0f} tokens/s (peak RSS {lo['peak_rss_mb']:.0f} MB), "
+            f"stacked {st['tokens_per_s']:.0f} tokens/s (peak RSS {st['peak_rss_mb']:.0f} MB): "
+            f"ratio {r['ratio']:.2f}x")
+
+
+@pytest.mark.parametrize("preset", list(LAYERS))
+def test_seeds_together_tokens_per_second(benchmark, preset):
+    result = benchmark.pedantic(compare, args=(preset,), rounds=1, iterations=1)
+    benchmark.extra_info.update(ratio=result["ratio"], loop_tokens_per_s=result["loop"]["tokens_per_s"],
+                                stacked_tokens_per_s=result["stacked"]["tokens_per_s"],
+                                loop_peak_rss_mb=result["loop"]["peak_rss_mb"],
+                                stacked_peak_rss_mb=result["stacked"]["peak_rss_mb"])
+    print("\n" + line(result))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        trainer, layers, seeds, steps = sys.argv[2], *map(int, sys.argv[3:6])
+        print(json.dumps(measure(trainer, layers, seeds, steps)))
+    else:
+        import argparse
+
+        p = argparse.ArgumentParser(description="tokens/s of seeds trained together vs one by one")
+        p.add_argument("--seeds", type=int, default=12)
+        p.add_argument("--steps", type=int, default=32)
+        p.add_argument("--preset", choices=list(LAYERS), action="append")
+        a = p.parse_args()
+        for name in a.preset or list(LAYERS):
+            print(line(compare(name, a.seeds, a.steps)), flush=True)

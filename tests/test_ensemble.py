@@ -201,3 +201,22 @@ def test_a_seed_locked_elsewhere_is_left_to_its_holder(tmp_path):
     assert out[0].info["stacked_seeds"] == out[2].info["stacked_seeds"] == [0, 2]
     assert [r.key for r in out] == [s.key for s in specs] and lookup(specs[1], cache) is not None
     assert FileLock(str(cache / f"{specs[0].key}.lock")).acquire(timeout=0)  # nothing left locked
+
+
+def test_a_mode_that_cannot_be_stacked_trains_one_by_one(tmp_path, recwarn):
+    specs = [make(base=Scratch(seed=s), seed=s, steps=2, mode=Lora(r=2, dropout=0.1), data=data()) for s in (0, 1)]
+    out = get_or_run_many(specs, tmp_path)
+    assert all("stacked_seeds" not in r.info for r in out) and all(lookup(s, tmp_path) for s in specs)
+    assert not [w for w in recwarn if "one by one" in str(w.message)]  # a known limit: no warning
+
+
+def test_a_forward_that_differs_from_hf_is_caught_before_training(tmp_path, monkeypatch):
+    """The stacked forward is checked against each model's own: a wrong RoPE falls back, warned."""
+    from harness.train import stacked
+
+    monkeypatch.setattr(stacked, "_rotate_half", lambda x: x)
+    specs = [MODES["pretrain"](s) for s in (0, 1)]
+    with pytest.warns(UserWarning, match=r"train one by one: stacked forward differs from the HF forward"):
+        out = get_or_run_many(specs, tmp_path)
+    assert all("stacked_seeds" not in r.info for r in out)
+    assert not list(tmp_path.glob(".tmp-*"))

@@ -94,11 +94,12 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
                 shutil.rmtree(debris, ignore_errors=True)
         if len(held) >= 2:
             mine = [s for s, _ in held]
-            why = _train_together(mine, cache, progress)
+            why, expected = _train_together(mine, cache, progress)
             if why is None:
                 return
-            warnings.warn(f"{len(mine)} seeds of run kind {kind_of(mine[0]).key[:12]} train one by one: {why}",
-                          stacklevel=3)
+            if not expected:  # the stacked forward missed something about this model: say so
+                warnings.warn(f"{len(mine)} seeds of run kind {kind_of(mine[0]).key[:12]} train one by one: {why}",
+                              stacklevel=3)
     finally:
         for _, lock in held:
             lock.release()
@@ -107,8 +108,9 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
         get_or_run(s, cache, progress=progress)
 
 
-def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> str | None:
-    """Train and commit every spec's entry (its lock is held); or say why they cannot be stacked."""
+def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> tuple[str | None, bool]:
+    """Train and commit every spec's entry (its lock is held): (None, _); or (why they cannot be
+    stacked, whether that was known before training: a mode or precision cannot_stack names)."""
     from harness.train.ensemble import cannot_stack, train_many
     from harness.train.stacked import StackMismatch
 
@@ -121,10 +123,10 @@ def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> str | 
         if s.plan is not None:
             model, layer_map = apply_plan(model, s.plan)
             roles = layer_map.roles()
+        why = cannot_stack(model, s)  # the same for every seed of a kind: the first one says
+        if why:
+            return why, True
         loaded.append((model, source_layers, roles))
-    why = next((w for w in (cannot_stack(m, s) for (m, _, _), s in zip(loaded, specs)) if w), None)
-    if why:
-        return why
     tok = tokenizer_for(specs[0].base)
     train_set, eval_sets = data_mod.load(specs[0].data, tok)
     tmps = [Path(tempfile.mkdtemp(prefix=f".tmp-{s.key}-", dir=cache)) for s in specs]
@@ -143,7 +145,7 @@ def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> str | 
         except StackMismatch as e:
             for t in tmps:
                 shutil.rmtree(t, ignore_errors=True)
-            return str(e)
+            return str(e), False
         for s, t, (model, source_layers, roles), metrics in zip(specs, tmps, loaded, all_metrics):
             model.config.to_json_file(str(t / "config.json"))
             write_json(t / "metrics.json", metrics)
@@ -164,4 +166,4 @@ def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> str | 
             raise UplabError(f"no space left writing {len(specs)} runs into {cache}; free space "
                              "or choose another cache folder") from None
         raise
-    return None
+    return None, True
