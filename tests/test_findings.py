@@ -1,0 +1,151 @@
+"""README's findings table (reports/findings.py, `uplab report --findings`): generated from a
+recorded baseline, never typed; the README holds exactly the generated table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.claims import baseline
+from harness.errors import UplabError
+from harness.stats import Decision
+from reports import build, findings
+from tests.report_helpers import MIXED, PROVENANCE, family, result, within
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+TINY = ROOT / baseline.DEFAULT_DIR / "tiny.json"
+
+
+@pytest.fixture
+def body() -> dict:
+    """The tiny baseline recorded from a report: two primaries (one inconclusive), one exploratory."""
+    records = [*family([result("dups_more_responsive"), result("o_proj_less_sensitive", effects=MIXED)]),
+               result("dups_more_responsive", "interleaved")]
+    return baseline.record(build.assemble(records, PROVENANCE))["tiny"]
+
+
+def rows(table: str) -> list[list[str]]:
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+
+
+def test_table_rows_from_the_baseline(body):
+    table = findings.table(body)
+    header, *data = rows(table)
+    assert header == list(findings.COLUMNS)
+    assert [r[:3] for r in data] == [["`dups_more_responsive`", "contiguous", "primary"],
+                                     ["`dups_more_responsive`", "interleaved", "exploratory"],
+                                     ["`o_proj_less_sensitive`", "contiguous", "primary"]]
+    dups, explor, o_proj = data
+    assert dups[3:] == ["superiority", "supported", "+0.263", "≥ +0.194, one-sided 95 %", "0.0039", "0.0078",
+                        "8 runs (seeds)"]
+    assert o_proj[4] == "inconclusive" and o_proj[6].startswith("≤ ") and o_proj[6].endswith("one-sided 95 %")
+    assert explor[8] == "—"  # exploratory: no adjusted p
+    assert table.splitlines()[0] == ("Scale `tiny`, recorded from commit `000000000000` "
+                                     "(2026-01-01T00:00:00+00:00): 2 primary results, Holm-adjusted "
+                                     "together; 1 exploratory (unadjusted, deciding nothing).")
+
+
+def test_equivalence_shows_the_90_interval_and_refutations_their_reason(body):
+    eq = Decision(effect=0.3, ci_low=0.2, ci_high=0.4, p=0.9, n=8, method="m", direction="greater",
+                  sesoi=0.1, test="equivalence").to_dict()
+    refuted = Decision(effect=-0.3, ci_low=-0.4, ci_high=-0.2, p=1.0, n=8, method="m",
+                       direction="greater", sesoi=0.1).to_dict()
+    body["results"] = [{"claim": "x", "case": "a", "primary": True, **eq},
+                       {"claim": "y", "case": "b", "primary": True, **refuted}]
+    _, eq_row, ref_row = rows(findings.table(body))
+    assert eq_row[4:7] == ["refuted: a difference of at least the sesoi (interval wholly outside ±0.1)",
+                           "+0.3", "90 % CI [+0.2, +0.4]"]
+    assert ref_row[4] == "refuted: opposite direction"
+
+
+def test_within_run_result_names_its_units():
+    body = baseline.record(build.assemble([within(scale="tiny")], PROVENANCE))["tiny"]
+    (_, row) = rows(findings.table(body))
+    assert row[9] == "12 source layers of one run trained elsewhere"
+
+
+def test_baseline_without_direction_reads_it_from_the_registry(body):
+    for r in body["results"]:
+        del r["direction"]
+    assert rows(findings.table(body))[3][6].startswith("≤ ")  # o_proj_less_sensitive: less
+
+
+def test_cells_are_escaped(body):
+    body["results"][0]["case"] = "a|b"
+    assert "| a\\|b |" in findings.table(body)
+
+
+def test_splice_replaces_only_the_marked_block(body):
+    readme = "intro\n<!-- findings:tiny -->\nold table\n<!-- /findings:tiny -->\noutro\n"
+    new = findings.splice(readme, body)
+    assert new.startswith("intro\n<!-- findings:tiny -->\nScale `tiny`") and new.endswith(
+        "<!-- /findings:tiny -->\noutro\n")
+    assert findings.extract(new, "tiny") == findings.block(body)
+    assert findings.splice(new, body) == new  # idempotent
+    with pytest.raises(UplabError, match="no findings block for scale 'tiny'"):
+        findings.splice("no markers here", body)
+
+
+def test_cli_prints_and_splices(body, tmp_path, capsys):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(body))
+    assert cli.main(["report", "--findings", str(path)]) == 0
+    assert capsys.readouterr().out == findings.block(body) + "\n"
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- findings:tiny -->\n<!-- /findings:tiny -->\n")
+    assert cli.main(["report", "--findings", str(path), "--readme", str(readme)]) == 0
+    assert findings.extract(readme.read_text(), "tiny") == findings.block(body)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist; record one with `uplab report DIR --record`"),
+    ("{", "is not valid JSON"),
+    ('{"schema": "uplab.baseline/1", "scale": "tiny", "results": [{"claim": 1}]}', "is not a uplab baseline"),
+    ('{"schema": "uplab-claims/2", "claims": []}', "is not a uplab baseline"),
+], ids=["missing", "truncated", "results", "a claims.json"])
+def test_bad_baseline_is_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "tiny.json"
+    if content is not None:
+        path.write_text(content)
+    assert cli.main(["report", "--findings", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def check_readme(readme: Path, path: Path) -> None:
+    """AssertionError unless `readme` holds exactly the findings block of the baseline `path`."""
+    body = findings.load(path)
+    found = findings.extract(readme.read_text(encoding="utf-8"), body["scale"])
+    start, end = findings.markers(body["scale"])
+    assert found is not None, f"{readme.name} lacks the {start} ... {end} block"
+    assert found == findings.block(body), (
+        f"{readme.name}'s findings table differs from {path}; regenerate it with "
+        f"`uplab report --findings {path} --readme {readme.name}`")
+
+
+def test_readme_holds_exactly_the_generated_table():
+    """README's findings table is the one generated from hypotheses/expected/tiny.json."""
+    if not TINY.is_file():
+        pytest.skip(f"no recorded baseline {TINY.relative_to(ROOT)} yet: record one with "
+                    "`uplab report reports/out --record`, then `uplab report --findings "
+                    f"{TINY.relative_to(ROOT)} --readme README.md`")
+    check_readme(README, TINY)
+
+
+def test_readme_check_fails_on_a_stale_or_missing_table(body, tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(body))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n")
+    with pytest.raises(AssertionError, match="lacks the <!-- findings:tiny -->"):
+        check_readme(readme, path)
+    readme.write_text("# x\n" + findings.block(body).replace("0.0078", "0.0077") + "\n")
+    with pytest.raises(AssertionError, match="findings table differs"):
+        check_readme(readme, path)
+    readme.write_text(findings.splice(readme.read_text(), body))
+    check_readme(readme, path)
