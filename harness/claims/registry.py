@@ -142,7 +142,9 @@ def parse(text: str, source: str = "registry") -> Registry:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise UplabError(f"{source}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UplabError(f"{source}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("claims"), dict):
         raise UplabError(f"{source}: expected a mapping with a 'claims' mapping")
     claims = {cid: {"id": cid, **(body or {})} for cid, body in raw["claims"].items()}
