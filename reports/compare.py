@@ -1,9 +1,12 @@
 """Compare two claim reports' verdicts: what changed, appeared or disappeared since OLD.
 
 Claims are matched by (id, scale, case); a claim recorded by two tests under one key also
-carries its nodeid. The verdict compared is the per-test one (`decision.verdict`, what each test
-asserts), not the Holm-adjusted one, which moves whenever the number of claims does. Only the
-fields compared are checked, so a report written by an older or newer uplab still compares.
+carries its nodeid. The verdict compared is the record's `decision.verdict`: for a primary result
+(uplab-claims/2) the Holm verdict within its scale's registered family of primaries, which is
+what the claim test asserts; for an exploratory result its unadjusted verdict (marked
+"exploratory" in the tables); in older reports (uplab-claims/1, no `primary` field: read as
+primary) the per-test verdict. Only the fields compared are checked, so a report written by an
+older or newer uplab still compares.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ def _claims(document: Any) -> list[dict]:
 # fields a claim may omit; when present they must have these types (checked so that a hand-edited
 # file is one error line, never a traceback halfway through the table)
 _OPTIONAL = (("case", str, "a string"), ("nodeid", str, "a string"), ("expected", str, "a string"),
+             ("primary", bool, "true or false"),
              ("runs", list, "a list"), ("seeds", list, "a list"), ("effects", list, "a list"))
 
 
@@ -103,22 +107,27 @@ def _verdict(claim: dict) -> str:
     return claim["decision"]["verdict"]
 
 
+def _name(key: Key, claim: dict) -> str:
+    """The claim column: id, the nodeid where two tests share a key, "exploratory" where so."""
+    name = key[0] + (f" ({key[3]})" if len(key) > 3 else "")
+    return name + (" [exploratory]" if claim.get("primary", True) is False else "")
+
+
 def text(result: Comparison, old_name: str, new_name: str) -> list[str]:
     """A plain-text report: one aligned table per kind of difference, then a summary line."""
     lines = [f"verdicts of {printable(new_name)} against {printable(old_name)}"]
     sections = [
         ("verdict changed", ["old", "new", "expected"],
-         [(k, [_verdict(o), _verdict(n), n.get("expected", "")]) for k, o, n in result.changed]),
-        ("disappeared", ["old verdict"], [(k, [_verdict(o)]) for k, o in result.disappeared]),
-        ("appeared (not a failure)", ["new verdict"], [(k, [_verdict(n)]) for k, n in result.appeared]),
+         [(k, n, [_verdict(o), _verdict(n), n.get("expected") or "-"]) for k, o, n in result.changed]),
+        ("disappeared", ["old verdict"], [(k, o, [_verdict(o)]) for k, o in result.disappeared]),
+        ("appeared (not a failure)", ["new verdict"], [(k, n, [_verdict(n)]) for k, n in result.appeared]),
     ]
     for title, columns, rows in sections:
         if not rows:
             continue
         table = [["claim", "scale", "case", *columns]]
-        table += [[printable(c) for c in (k[0] + (f" ({k[3]})" if len(k) > 3 else ""), k[1],
-                                          k[2] or "-", *cells)]
-                  for k, cells in rows]
+        table += [[printable(c) for c in (_name(k, claim), k[1], k[2] or "-", *cells)]
+                  for k, claim, cells in rows]
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         lines += ["", f"{title} ({len(rows)}):"]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]

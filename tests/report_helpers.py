@@ -30,9 +30,10 @@ def _plot(effects) -> dict[str, str]:
 
 def result(claim_id: str, case: str | None = None, effects=POSITIVE, *, scale: str = "tiny",
            decision: Decision | None = None, plots: bool = False, expected: str | None = None,
-           **fields) -> ClaimRecord:
+           plots_extra: dict | None = None, **fields) -> ClaimRecord:
     """One result of `claim_id`'s registered `case` (the primary when None), decided unadjusted
-    from `effects` (one per seed) unless `decision` is given."""
+    from `effects` (one per seed) unless `decision` is given; `plots` adds the per-seed strip,
+    `plots_extra` more figures by name."""
     entry = REGISTRY.entry(claim_id)
     spec = entry.case(case) if case else entry.primary
     if decision is None:
@@ -47,7 +48,8 @@ def result(claim_id: str, case: str | None = None, effects=POSITIVE, *, scale: s
         protocol=protocol_of(entry, spec), reason=entry.notes.get(scale),
         effects=list(effects) if per_run else None,
         seeds=list(range(len(effects))) if per_run else None, runs=[f"run-{claim_id}"],
-        plots=_plot(effects) if plots and per_run else {},
+        plots={**(_plot(effects) if plots and per_run else {}),
+               **{k: base64.b64encode(png_bytes(v)).decode() for k, v in (plots_extra or {}).items()}},
         units=f"{len(effects)} runs (seeds)" if per_run else "12 source layers of one run trained elsewhere",
         outcome="passed: test",
     )

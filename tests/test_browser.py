@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.plots import effects_strip, png_bytes
-from harness.stats import decide
+from harness.plots import effects_strip
 from reports import build
-from reports.records import ClaimRecord
+from tests.report_helpers import family, result
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL = "apt-get install -y chromium"
@@ -44,24 +43,17 @@ def browser() -> str:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, int, int]:
-    """A report with three claims and four plots; returns (dir, claims, images)."""
+    """A report with two primary results, one exploratory, three plots and the forest plot;
+    returns (dir, claims, images)."""
     out = tmp_path_factory.mktemp("report")
-    effects = {
-        ("dups_more_responsive", "contiguous"): [0.31, 0.22, 0.41, 0.18, 0.27, 0.35, 0.25, 0.3],
-        ("dups_more_responsive", "interleaved"): [0.21, 0.12, 0.3, 0.08, 0.17, 0.25, 0.15, 0.2],
-        ("o_proj_less_sensitive", ""): [0.3, -0.2, 0.1, -0.4, 0.2, -0.1, 0.05, -0.3],
-    }
-    records = []
-    for (claim_id, case), values in effects.items():
-        d = decide(values, direction="greater")
-        plots = {"per-seed effects": png_bytes(effects_strip(values, direction="greater"))}
-        if case == "contiguous":
-            plots["second plot"] = png_bytes(effects_strip(values[:4]))
-        records.append(ClaimRecord(
-            id=claim_id, scale="tiny", case=case, statement=f"{claim_id} holds", method="m",
-            expected=d.verdict, reason=None if d.verdict == "supported" else "as measured",
-            decision=d.to_dict(), effects=values,
-            plots={k: base64.b64encode(v).decode() for k, v in plots.items()}))
+    contiguous = [0.31, 0.22, 0.41, 0.18, 0.27, 0.35, 0.25, 0.3]
+    records = [
+        *family([result("dups_more_responsive", effects=contiguous, plots=True,
+                        plots_extra={"second plot": effects_strip(contiguous[:4])}),
+                 result("o_proj_less_sensitive", effects=[0.3, -0.2, 0.1, -0.4, 0.2, -0.1, 0.05, -0.3])]),
+        result("dups_more_responsive", "interleaved", effects=[0.21, 0.12, 0.3, 0.08, 0.17, 0.25, 0.15, 0.2],
+               plots=True),
+    ]
     build.write_report(records, out, {"git_commit": None, "started_at": "now", "wall_time_s": 1.0,
                                       "devices": ["cpu"], "seeds": list(range(8)), "runs": [],
                                       "packages": {}})
@@ -89,10 +81,11 @@ def test_table_rows_and_images_render(browser, report, tmp_path):
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', body.group(1)))
     assert attrs.get("data-images-total") == str(n_images), attrs
     assert attrs.get("data-images-ok") == str(n_images), attrs  # every <img> has naturalWidth > 0
-    rows = re.findall(r'<tr data-claim="([^"]+)"', dom)
-    assert rows == ["dups_more_responsive[contiguous]", "dups_more_responsive[interleaved]",
-                    "o_proj_less_sensitive"]
+    rows = re.findall(r'<tr data-claim="([^"]+)"[^>]*data-primary="(true|false)"', dom)
+    assert rows == [("dups_more_responsive[contiguous]", "true"), ("o_proj_less_sensitive[contiguous]", "true"),
+                    ("dups_more_responsive[interleaved]", "false")]
     assert len(rows) == n_claims
+    assert re.search(r'<figure class="forest" data-rows="2">\s*<img', dom)
 
 
 def test_screenshot_is_not_blank(browser, report, tmp_path):

@@ -1,6 +1,6 @@
 """`uplab report DIR --compare OLD` (reports/compare.py): verdicts matched by (id, scale, case);
 changed verdicts and lost claims fail (exit 1), new claims are listed (exit 0), bad input is one
-line and exit 2."""
+line and exit 2. The verdict is the record's (Holm's for a primary); exploratory rows are marked."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.stats import decide
 from reports import build, compare
-from reports.records import ClaimRecord
+from tests.report_helpers import family, result
 
 
 def claim(id: str, verdict: str, scale: str = "tiny", case: str = "", expected: str | None = None,
-          nodeid: str | None = None, adjusted: str = "inconclusive") -> dict:
-    return {"id": id, "scale": scale, "case": case, "expected": expected or verdict,
-            "decision": {"verdict": verdict, "p": 0.01}, "adjusted": {"verdict": adjusted, "p_adj": 0.2},
+          nodeid: str | None = None, primary: bool = True) -> dict:
+    return {"id": id, "scale": scale, "case": case, "expected": expected or verdict, "primary": primary,
+            "decision": {"verdict": verdict, "p": 0.01, "p_adj": 0.02},
             "nodeid": nodeid or f"hypotheses/test_x.py::test_{id}[{scale}-{case}]"}
 
 
@@ -94,11 +93,23 @@ def test_appeared_claim_is_listed_not_failed(tmp_path, capsys):
     assert out.splitlines()[-1] == "0 changed, 0 disappeared, 1 appeared, 4 unchanged: ok"
 
 
-def test_holm_verdict_alone_is_no_change(tmp_path, capsys):
-    """Holm's verdict moves with the number of claims; the per-test verdict is what is compared."""
-    old = write(tmp_path / "old.json", BASE)
-    moved = [{**c, "adjusted": {"verdict": "supported", "p_adj": 0.01}} for c in BASE]
-    assert run(capsys, old, write(tmp_path / "new.json", moved))[0] == 0
+def test_exploratory_change_is_marked_and_an_unrecorded_one_shows_a_dash(tmp_path, capsys):
+    old = write(tmp_path / "old.json", [*BASE, claim("c", "supported", case="x", primary=False)])
+    flipped = {**claim("c", "refuted", case="x", primary=False), "expected": None}
+    code, out, _ = run(capsys, old, write(tmp_path / "new.json", [*BASE, flipped]))
+    assert code == 1
+    assert "  c [exploratory]  tiny   x     supported  refuted  -" in out.splitlines()
+
+
+def test_an_older_report_without_primary_compares_as_primary(tmp_path, capsys):
+    """uplab-claims/1 records had no `primary`: read as primary, compared by their verdict."""
+    older = [{k: v for k, v in c.items() if k != "primary"} for c in BASE]
+    old = write(tmp_path / "old.json", older, schema="uplab-claims/1")
+    assert run(capsys, old, write(tmp_path / "new.json", BASE))[0] == 0
+    changed = [*BASE[:3], claim("first_layers_outliers", "supported", expected="refuted")]
+    code, out, _ = run(capsys, old, write(tmp_path / "new.json", changed))
+    assert code == 1 and "  first_layers_outliers  tiny   -     refuted  supported  refuted" in out
+    assert "[exploratory]" not in out
 
 
 def test_one_key_from_two_tests_is_told_apart_by_nodeid(tmp_path):
@@ -122,7 +133,9 @@ def test_one_key_from_two_tests_is_told_apart_by_nodeid(tmp_path):
      "*is not a uplab claims.json: claim 0 lacks a string 'id' and 'scale'"),
     ('{"schema": "uplab-claims/1", "claims": [{"id": "x", "scale": "tiny", "decision": {"verdict": "yes"}}]}',
      "*is not a uplab claims.json: claim 0 (x) has no decision.verdict in ('supported', 'refuted', 'inconclusive')"),
-], ids=["missing", "truncated", "binary", "list", "schema", "claims", "fields", "verdict"])
+    ('{"schema": "uplab-claims/2", "claims": [{"id": "x", "scale": "tiny", "decision": {"verdict": "refuted"}, '
+     '"primary": "no"}]}', "*is not a uplab claims.json: claim 0 ('x'): 'primary' must be true or false, got str"),
+], ids=["missing", "truncated", "binary", "list", "schema", "claims", "fields", "verdict", "primary"])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, message):
     old = tmp_path / "old.json"
     if isinstance(content, bytes):
@@ -138,22 +151,25 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, content, message):
 
 
 def test_reports_written_by_the_report_code(tmp_path, capsys):
-    """Two reports from build.write_report (as pytest writes them): one flipped effect is caught."""
-    def report(folder: str, flip: bool) -> Path:
-        records = []
-        for case, effects in [("contiguous", [0.3, 0.2, 0.4, 0.1, 0.3, 0.2, 0.25, 0.35]),
-                              ("interleaved", [0.2, 0.1, 0.3, 0.2, 0.1, 0.2, 0.15, 0.25])]:
-            if flip and case == "interleaved":
-                effects = [-e for e in effects]
-            d = decide(effects, direction="greater")
-            records.append(ClaimRecord(id="dups_more_responsive", scale="tiny", case=case, statement="s",
-                                       method="m", expected="supported", decision=d.to_dict(),
-                                       effects=effects, nodeid=f"t::test[tiny-{case}]"))
+    """Two reports from build.write_report (as pytest writes them: a Holm family of primaries and
+    an exploratory case): a flipped primary and a flipped exploratory effect are both caught."""
+    def report(folder: str, flip: str = "") -> Path:
+        effects = {"dups_more_responsive": [0.3, 0.2, 0.4, 0.1, 0.3, 0.2, 0.25, 0.35],
+                   "o_proj_less_sensitive": [-0.3, -0.2, -0.4, -0.1, -0.3, -0.2, -0.25, -0.35],
+                   "interleaved": [0.2, 0.1, 0.3, 0.2, 0.1, 0.2, 0.15, 0.25]}
+        if flip:
+            effects[flip] = [-e for e in effects[flip]]
+        records = [*family([result("dups_more_responsive", effects=effects["dups_more_responsive"]),
+                            result("o_proj_less_sensitive", effects=effects["o_proj_less_sensitive"])]),
+                   result("dups_more_responsive", "interleaved", effects=effects["interleaved"])]
         build.write_report(records, tmp_path / folder, {"devices": [], "seeds": list(range(8))})
         return tmp_path / folder
 
-    old, same, flipped = report("old", False), report("same", False), report("flipped", True)
-    assert run(capsys, old, same)[0] == 0
-    code, out, _ = run(capsys, old, flipped)
+    old = report("old")
+    assert run(capsys, old, report("same"))[0] == 0
+    code, out, _ = run(capsys, old, report("explor", "interleaved"))
     assert code == 1
-    assert "  dups_more_responsive  tiny   interleaved  supported  refuted  supported" in out
+    assert "  dups_more_responsive [exploratory]  tiny   interleaved  supported  refuted  -" in out
+    code, out, _ = run(capsys, old, report("primary", "o_proj_less_sensitive"))
+    assert code == 1
+    assert "  o_proj_less_sensitive  tiny   contiguous  supported  refuted  -" in out
