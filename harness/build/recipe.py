@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from harness.checkpoint import config_facts
+from harness.checkpoint import check_layers, config_facts
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 from harness.plan import Plan, check_depth
@@ -24,6 +24,7 @@ class Step:
 
 def recipe(plan: Plan, names: list[str], config: dict) -> tuple[list[Step], LayerMap]:
     facts, depth = config_facts(config)
+    check_layers(names, facts, depth, "the source")
     check_depth(plan, depth)
     lm = plan.layer_map(depth, facts.name)
     per_layer: dict[int, list[tuple[str, str]]] = {}

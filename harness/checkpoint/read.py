@@ -77,6 +77,16 @@ def config_facts(config: dict, where: str | Path = "config.json") -> tuple[arch_
     return facts, check_layer_count(config[key], f"{where}: {key}")
 
 
+def check_layers(names, facts: arch_facts.Architecture, depth: int, where: str | Path) -> None:
+    """The weights hold exactly layers 0..depth-1: a config that says more would have
+    transformers initialise the rest at random, one that says fewer would drop layers."""
+    layers = {split[0] for name in names if (split := facts.split(name))}
+    if layers != set(range(depth)):
+        have = f"layers {min(layers)}-{max(layers)} ({len(layers)})" if layers else "no layers"
+        raise UplabError(f"{where}: config.json gives {depth} layers but the weights hold {have}; "
+                         f"fix {facts.layers_key} or re-save the checkpoint")
+
+
 def read_model(path: str | Path) -> tuple[dict, arch_facts.Architecture, int]:
     """config.json of a checkpoint folder with its architecture and depth, all checked."""
     config = read_config(path)

@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from harness import render
-    from harness.checkpoint import read_model
+    from harness.checkpoint import Checkpoint, check_layers, read_model
     from harness.checkpoint.output import check_out
     from harness.plan import load_plan
 
@@ -41,6 +41,8 @@ def run(args) -> int:
     src = source_dir(plan, args.source)
     check_out(args.out, force=args.force, protect=(src,))  # before any work: refusals are cheap
     _, facts, depth = read_model(src)
+    with Checkpoint(src) as reader:  # headers only: a broken source is one line before any finding
+        check_layers(reader.names(), facts, depth, src)
     report_findings(checked(plan, depth, facts.name))
     if args.engine == "native":
         from harness.build.native import upscale_checkpoint
