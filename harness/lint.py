@@ -9,7 +9,8 @@ from typing import Literal
 from mergekit.config import ConditionalParameter
 
 from harness import arch as arch_facts
-from harness.plan import Plan, check_layer_count
+from harness.limits import check_layer_count
+from harness.plan import Plan
 
 GROUPS = {"mlp", "self_attn"}  # filters that name a block on purpose
 

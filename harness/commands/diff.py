@@ -109,8 +109,11 @@ class _staged:
         return self._stage
 
     def _stage(self, name: str) -> Path:
+        from harness.checkpoint.output import umask
+
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.out)
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would outlive the rename
         self.temps[name] = Path(tmp)
         return Path(tmp)
 
