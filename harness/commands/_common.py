@@ -6,12 +6,16 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness import arch as arch_facts
-from harness.checkpoint import read_config
 from harness.errors import UplabError
-from harness.lint import Finding, errors, lint
-from harness.plan import Plan
+from harness.limits import MAX_LAYERS
+
+# plan, lint and checkpoint import mergekit and torch (seconds): each command imports them when
+# it runs, so `uplab --help` and argument errors answer at once.
+if TYPE_CHECKING:
+    from harness.lint import Finding
+    from harness.plan import Plan
 
 
 def int_at_least(minimum: int):
@@ -32,6 +36,33 @@ def int_at_least(minimum: int):
 positive_int = int_at_least(1)
 
 
+def layer_count(text: str) -> int:
+    """An argparse type: a depth in [1, MAX_LAYERS] (checked before any per-layer work)."""
+    value = positive_int(text)
+    if value > MAX_LAYERS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_LAYERS} layers, got {value}")
+    return value
+
+
+class lazy_choices:
+    """argparse choices read from a module only when a command's input or --help needs them
+    (give the argument a metavar: argparse lists choices in usage lines otherwise)."""
+
+    def __init__(self, module: str, name: str):
+        self.module, self.name = module, name
+
+    def _values(self):
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __contains__(self, item) -> bool:
+        return item in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+
 def byte_size(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", text, re.I)
     if not m:
@@ -42,28 +73,32 @@ def byte_size(text: str) -> int:
 
 def source_dir(plan: Plan, override: str | None) -> Path:
     """The local checkpoint a plan reads: --source, else the config's own model path."""
+    from harness.checkpoint import read_model
+
     path = Path(override) if override else Path(plan.source_model)
     if not override and not path.is_dir():
         raise UplabError(f"source model {str(path)!r} is not a local checkpoint directory "
                          "(uplab never downloads: pass --source PATH to a local copy)")
-    read_config(path)  # names what is missing
+    read_model(path)  # names what is missing
     return path
 
 
 def source_facts(plan: Plan, num_layers: int | None, model_type: str | None,
                  source: str | None) -> tuple[int, str]:
     """Depth and architecture of the source, from flags or from its config.json."""
+    from harness.arch import FALLBACK
+    from harness.checkpoint import read_model
+
     if num_layers is not None:
-        return num_layers, model_type or "mistral"
+        return num_layers, model_type or FALLBACK
     path = Path(source) if source else Path(plan.source_model)
     if not (path / "config.json").is_file():
         raise UplabError(
             f"cannot tell the source's depth: {str(path)!r} has no config.json; "
             "pass --num-layers N (or --source PATH to a local checkpoint)"
         )
-    config = read_config(path)
-    facts = arch_facts.get(config.get("model_type", "?"))
-    return int(config[facts.layers_key]), model_type or facts.name
+    _, facts, depth = read_model(path)
+    return depth, model_type or facts.name
 
 
 def report_findings(findings: list[Finding], stream=None) -> None:
@@ -73,6 +108,8 @@ def report_findings(findings: list[Finding], stream=None) -> None:
 
 def checked(plan: Plan, num_layers: int, model_type: str) -> list[Finding]:
     """Lint; errors stop the command with the first one's message."""
+    from harness.lint import errors, lint
+
     findings = lint(plan, num_layers, model_type)
     bad = errors(findings)
     if bad:
