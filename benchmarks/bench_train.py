@@ -77,18 +77,18 @@ def test_default_finetune_run_seconds(benchmark, tmp_path):
 LAYERS = {"tiny": 8, "tiny-16": 16}  # the 16-layer one: TinySpec(num_layers=16), same width
 
 
-def _seed_specs(seeds: int, steps: int):
-    data = DataSpec.synthetic("target", size=steps * 32, eval_size=32)
+def _seed_specs(seeds: int, steps: int, batch: int):
+    data = DataSpec.synthetic("target", size=steps * batch, eval_size=32, batch_size=batch)
     return [make(base=Scratch(seed=s), seed=s, steps=steps, snapshot_epochs=False, data=data)
             for s in range(seeds)]
 
 
-def measure(trainer: str, layers: int, seeds: int, steps: int) -> dict:
+def measure(trainer: str, layers: int, seeds: int, steps: int, batch: int = 32) -> dict:
     """Train `seeds` seeds (fresh models) one way; training tokens/s (snapshots excluded) and peak RSS."""
     from harness.train.ensemble import train_many
 
     torch.set_num_threads(1)
-    specs = _seed_specs(seeds, steps)
+    specs = _seed_specs(seeds, steps, batch)
     train_set, _ = load(specs[0].data, TOK)
     models = [tiny.build(tiny.TinySpec(num_layers=layers), s.seed) for s in specs]
     if trainer == "loop":
@@ -100,31 +100,33 @@ def measure(trainer: str, layers: int, seeds: int, steps: int) -> dict:
                          progress=False)
         busy = out[0]["tokens"] / out[0]["tokens_per_s"]  # one shared training time
     tokens = sum(o["tokens"] for o in out)
-    return {"trainer": trainer, "layers": layers, "seeds": seeds, "steps": steps, "tokens": tokens,
+    return {"trainer": trainer, "layers": layers, "seeds": seeds, "steps": steps, "batch": batch, "tokens": tokens,
             "busy_s": busy, "tokens_per_s": tokens / busy,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_in_process(trainer: str, layers: int, seeds: int, steps: int) -> dict:
+def measure_in_process(trainer: str, layers: int, seeds: int, steps: int, batch: int) -> dict:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, __file__, "--worker", trainer, str(layers), str(seeds), str(steps)],
+    done = subprocess.run([sys.executable, __file__, "--worker", trainer, str(layers), str(seeds), str(steps),
+                           str(batch)],
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compare(preset: str, seeds: int = 12, steps: int = 32) -> dict:
-    loop = measure_in_process("loop", LAYERS[preset], seeds, steps)
-    stacked = measure_in_process("stacked", LAYERS[preset], seeds, steps)
+def compare(preset: str, seeds: int = 12, steps: int = 32, batch: int = 32) -> dict:
+    loop = measure_in_process("loop", LAYERS[preset], seeds, steps, batch)
+    stacked = measure_in_process("stacked", LAYERS[preset], seeds, steps, batch)
     assert loop["tokens"] == stacked["tokens"]  # the same batches, counted the same way
-    return {"preset": preset, "seeds": seeds, "steps": steps, "loop": loop, "stacked": stacked,
+    return {"preset": preset, "seeds": seeds, "steps": steps, "batch": batch, "loop": loop, "stacked": stacked,
             "ratio": stacked["tokens_per_s"] / loop["tokens_per_s"]}
 
 
 def line(r: dict) -> str:
     lo, st = r["loop"], r["stacked"]
-    return (f"{r['preset']} ({lo['layers']} layers), {r['seeds']} seeds x {r['steps']} steps, 1 thread: "
+    return (f"{r['preset']} ({lo['layers']} layers), {r['seeds']} seeds x {r['steps']} steps of batch {r['batch']}, "
+            "1 thread: "
             f"per-seed loop {lo['tokens_per_s']:.0f} tokens/s (peak RSS {lo['peak_rss_mb']:.0f} MB), "
             f"stacked {st['tokens_per_s']:.0f} tokens/s (peak RSS {st['peak_rss_mb']:.0f} MB): "
             f"ratio {r['ratio']:.2f}x")
@@ -142,15 +144,16 @@ def test_seeds_together_tokens_per_second(benchmark, preset):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        trainer, layers, seeds, steps = sys.argv[2], *map(int, sys.argv[3:6])
-        print(json.dumps(measure(trainer, layers, seeds, steps)))
+        trainer, layers, seeds, steps, batch = sys.argv[2], *map(int, sys.argv[3:7])
+        print(json.dumps(measure(trainer, layers, seeds, steps, batch)))
     else:
         import argparse
 
         p = argparse.ArgumentParser(description="tokens/s of seeds trained together vs one by one")
         p.add_argument("--seeds", type=int, default=12)
         p.add_argument("--steps", type=int, default=32)
+        p.add_argument("--batch", type=int, default=32, help="32: the suite's; small ones show the per-step overhead")
         p.add_argument("--preset", choices=list(LAYERS), action="append")
         a = p.parse_args()
         for name in a.preset or list(LAYERS):
-            print(line(compare(name, a.seeds, a.steps)), flush=True)
+            print(line(compare(name, a.seeds, a.steps, a.batch)), flush=True)
