@@ -22,12 +22,10 @@ from typing import Any
 import jinja2
 
 from harness.errors import UplabError
-from reports import forest, view
+from reports import CLAIMS_FILE, INDEX_FILE, forest, view
 from reports.records import ClaimRecord, sort_key
 
 SCHEMA = "uplab-claims/2"  # /2: primary, protocol, family, baseline; Holm per scale, no "adjusted"
-CLAIMS_FILE = "claims.json"
-INDEX_FILE = "index.html"
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("reports", "templates"),

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from harness.errors import UplabError
-from reports.build import CLAIMS_FILE, INDEX_FILE, rebuild
+from reports import CLAIMS_FILE, INDEX_FILE  # reports.build (jinja2, numpy) only when run
 
 
 def register(subparsers) -> None:
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         result = compare.compare(compare.load(args.compare), compare.load(args.dir))
         print("\n".join(compare.text(result, str(args.compare), str(args.dir))))
         return 1 if result.failed else 0
+    from reports.build import rebuild
+
     print(rebuild(args.dir))
     return 0
 
