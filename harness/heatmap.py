@@ -123,7 +123,8 @@ def plot_deltas(
         top.set_ylabel("role", rotation=0, ha="right", va="center", fontsize=8)
         handles = [Patch(color=c, label=r) for r, c in ROLE_COLOURS.items()]
         handles.append(Patch(color=OVER, label="outlier (> row scale)"))
-        handles.append(Patch(color=UNDEFINED, label="undefined"))
+        if not np.isfinite(values).all():  # a legend entry only for cells that are there
+            handles.append(Patch(color=UNDEFINED, label="undefined"))
         top.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=4,
                    fontsize=7, frameon=False)
     heading = title or f"{LABELS.get(m.metric, m.metric)} per module and layer"

@@ -147,3 +147,23 @@ def test_real_setting_runs_end_to_end_on_a_truncated_base(converted, tmp_path):
 
     assert all(math.isfinite(s["loss"]) for e in run.metrics["evals"] for s in e["sets"].values())
     assert run.metrics["tokens"] == 2 * 2 * 128  # two steps of two packed 128-token blocks
+
+
+def test_heatmap_of_a_defined_metric_has_no_undefined_legend():
+    """The real upscale's heatmap (docs/) uses l2, defined for the zeroed duplicate modules: no
+    grey 'undefined' entry then; rel keeps it for the cells where it is undefined."""
+    from harness.heatmap import plot_deltas
+    from harness.measure.deltas import weight_deltas
+    from tests.test_deltas import DUPS, ORDER, SLICES, hand_layer_map, perturb, random_state, upscale_state
+
+    up = upscale_state(random_state(6), ORDER, DUPS)
+    lm = hand_layer_map(ORDER, DUPS, SLICES)
+    rows = weight_deltas(up, perturb(up))
+
+    def legend(metric):
+        fig = plot_deltas(rows, metric=metric, layer_map=lm)
+        strip = next(a for a in fig.axes if a.get_ylabel() == "role")
+        return [t.get_text() for t in strip.get_legend().get_texts()]
+
+    assert "undefined" not in legend("l2")
+    assert "undefined" in legend("rel")
