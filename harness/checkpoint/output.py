@@ -146,16 +146,16 @@ def staged_output(out: str | Path, *, force: bool = False,
     except OSError as e:
         raise UplabError(f"cannot create {target.parent} ({e.strerror})") from None
     remove_stale_stages(target.parent)
-    stage = _stage_dir(target, "stage")
-    try:
-        with _sigterm_unwinds():
+    with _sigterm_unwinds():  # installed before the stage exists: no window without cleanup
+        stage = _stage_dir(target, "stage")
+        try:
             yield stage
             (stage / MARKER).write_text("written by uplab; `--force` may replace this folder\n")
             apply_umask(stage)
             _move_into_place(stage, target)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage, ignore_errors=True)
 
 
 def _move_into_place(stage: Path, target: Path) -> None:

@@ -1,0 +1,219 @@
+"""The bad-input guards that need a real process, a signal or a file mode: SIGTERM and SIGKILL
+during a build, stale stages, umask modes, lazy imports, escaped terminal output, and the
+explicit NaN/Inf opt-in. (tests/test_fuzz.py fuzzes the rest of the contract in-process.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from harness.checkpoint.output import MARKER, remove_stale_stages
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = ("merge_method: passthrough\nslices:\n"
+        "  - sources:\n      - model: src\n        layer_range: [0, 2]\n"
+        "  - sources:\n      - model: src\n        layer_range: [1, 2]\n")
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "src"
+    assert main(["tiny", str(path), "--layers", "2"]) == 0
+    return path
+
+
+def make_case(folder: Path, src: Path) -> Path:
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, folder / "src")
+    (folder / "cfg.yml").write_text(PLAN)
+    return folder
+
+
+@pytest.fixture()
+def case(tmp_path, src) -> Path:
+    return make_case(tmp_path, src)
+
+
+# A build that stops at its first tensor (inside the stage) until the test signals it.
+SLOW_UPSCALE = textwrap.dedent("""
+    import sys, time
+    import harness.checkpoint.write as w
+    add = w.ShardWriter.add
+    def slow(self, *a, **k):
+        end = time.monotonic() + 600
+        while time.monotonic() < end:
+            time.sleep(0.05)
+        return add(self, *a, **k)
+    w.ShardWriter.add = slow
+    from harness.cli import main
+    sys.exit(main(["upscale", "cfg.yml", "out", "--source", "src", "--quiet"]))
+""")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+def start(folder: Path, argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *argv], cwd=folder, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory, src):
+    """Every process this module needs, started at once so that their imports overlap."""
+    root = tmp_path_factory.mktemp("proc")
+    folders = {k: make_case(root / k, src) for k in ("term", "kill", "plan", "upscale")}
+    (folders["plan"] / "huge.yml").write_text(PLAN.replace("[1, 2]", "[1, 99999999999999999999999]"))
+    weights = folders["upscale"] / "src" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    procs = {
+        "term": start(folders["term"], ["-c", SLOW_UPSCALE]),
+        "kill": start(folders["kill"], ["-c", SLOW_UPSCALE]),
+        "plan": start(folders["plan"], ["-m", "harness.cli", "plan", "huge.yml", "--source", "src"]),
+        "upscale": start(folders["upscale"], ["-m", "harness.cli", "upscale", "cfg.yml", "out",
+                                              "--source", "src"]),
+    }
+    yield {k: (folders[k], procs[k]) for k in procs}
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def stages(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".out.uplab-stage.*"))
+
+
+def wait_for_stage(proc: subprocess.Popen, folder: Path, timeout: float = 300) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = stages(folder)  # the SIGTERM handler is installed before the stage exists
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            pytest.fail(f"the build ended before its stage was seen: {proc.communicate()}")
+        time.sleep(0.01)
+    proc.kill()
+    pytest.fail("no stage folder appeared")
+
+
+def test_sigterm_removes_the_stage(processes):
+    folder, proc = processes["term"]
+    wait_for_stage(proc, folder)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == ["uplab upscale: terminated (SIGTERM); OUT was not written"]
+    assert stages(folder) == [] and not (folder / "out").exists()
+
+
+def test_a_sigkilled_stage_is_removed_by_the_next_build(processes):
+    folder, proc = processes["kill"]
+    stage = wait_for_stage(proc, folder)
+    proc.kill()  # SIGKILL: nothing in the process can clean up
+    proc.wait(timeout=120)
+    assert stage.is_dir()
+    assert main(["upscale", str(folder / "cfg.yml"), str(folder / "out"), "--source",
+                 str(folder / "src"), "--quiet"]) == 0
+    assert stages(folder) == [] and (folder / "out" / "config.json").is_file()
+
+
+def test_stages_of_live_processes_are_kept(tmp_path):
+    live = tmp_path / f".out.uplab-stage.{os.getpid()}.abc"
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = tmp_path / f".other.uplab-stage.{proc.pid}.xyz"
+    old = tmp_path / f".out.uplab-old.{proc.pid}.q"
+    user = tmp_path / ".out.stage.123.abc"  # not uplab's name: never touched
+    for d in (live, dead, old, user):
+        d.mkdir()
+    assert sorted(remove_stale_stages(tmp_path)) == sorted([dead, old])
+    assert live.is_dir() and user.is_dir()
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_outputs_follow_the_umask(case, mask):
+    before = os.umask(mask)
+    try:
+        assert main(["upscale", str(case / "cfg.yml"), str(case / "out"), "--source",
+                     str(case / "src"), "--quiet"]) == 0
+        assert main(["strategy", "single", "--layer", "0", "--num-layers", "2",
+                     "-o", str(case / "s.yml")]) == 0
+    finally:
+        os.umask(before)
+    out = case / "out"
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
+    for p in [*out.iterdir(), case / "s.yml"]:
+        assert p.stat().st_mode & 0o777 == 0o666 & ~mask, p
+    assert (out / MARKER).is_file()
+
+
+def test_help_and_argument_errors_import_no_heavy_module():
+    code = ("import sys\nfrom harness.cli import main\n"
+            "for argv in (['--help'], ['plan', 'x.yml', '--num-layers', '99999']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'mergekit', 'peft', 'safetensors')"
+            " if m in sys.modules)\nprint('HEAVY', heavy, file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "HEAVY []" in r.stderr, r.stderr
+    assert "expected at most 4096 layers, got 99999" in r.stderr
+
+
+def test_compare_escapes_terminal_control_characters(tmp_path, capsys):
+    def claims(verdict: str) -> str:
+        c = {"id": "evil\x1b[2J\x1b]0;owned\x07id", "scale": "tiny\r", "case": "a\nb",
+             "decision": {"verdict": verdict}}
+        return json.dumps({"schema": "uplab-claims/1", "claims": [c]})
+
+    (tmp_path / "old.json").write_text(claims("supported"))
+    (tmp_path / "new.json").write_text(claims("refuted"))
+    assert main(["report", str(tmp_path / "new.json"), "--compare", str(tmp_path / "old.json")]) == 1
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x1b\x07\r"), repr(out)
+    assert "evil\\x1b[2J" in out and "a\\nb" in out
+
+
+def test_error_lines_escape_terminal_control_characters(tmp_path, capsys):
+    cfg = tmp_path / "x\x1b[31m.yml"
+    assert main(["plan", str(cfg), "--num-layers", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "x\\x1b[31m.yml" in err and err.count("\n") == 1
+
+
+def test_nonfinite_weights_are_copied_only_when_allowed(case, capsys):
+    weights = case / "src" / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(n for n in sorted(tensors) if "o_proj" in n)
+    tensors[name][0, 0] = float("nan")
+    save_file(tensors, weights, metadata={"format": "pt"})
+    argv = [str(case / "cfg.yml"), str(case / "out"), "--source", str(case / "src"), "--quiet"]
+    for engine in ("native", "mergekit"):
+        assert main(["upscale", *argv, "--engine", engine]) == 2
+        assert "NaN or Inf" in capsys.readouterr().err and not (case / "out").exists()
+    assert main(["upscale", *argv, "--allow-nonfinite"]) == 0
+    out = load_file(case / "out" / "model.safetensors")
+    assert torch.isnan(out[name]).any()
+
+
+@pytest.mark.parametrize("key, problem", [("plan", "reaches past layer 4096"),
+                                          ("upscale", "truncated")])
+def test_one_line_from_a_real_process(processes, key, problem):
+    """The in-process fuzz test catches exceptions; this checks what a user sees from a process."""
+    folder, proc = processes[key]
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and problem in lines[0], err
+    assert not (folder / "out").exists() and not list(folder.glob(".out.*"))
