@@ -55,6 +55,11 @@ class Architecture(BaseModel):
                 self.lm_head: "lm_head"}.get(tensor_name)
 
 
+# What a config or a caller that names no architecture is read as: mistral, llama and qwen2 share
+# tensor names, so the fallback only decides for families whose names differ.
+FALLBACK = "mistral"
+
+
 @lru_cache(maxsize=1)
 def _registry() -> dict[str, Architecture]:
     text = resources.files("harness").joinpath("architectures.yaml").read_text()

@@ -39,7 +39,7 @@ class Dims:
         """From a config.json dict or an HF config object."""
         if not isinstance(config, dict):
             config = config.to_dict() if hasattr(config, "to_dict") else dict(vars(config))
-        model_type = config.get("model_type", "mistral")
+        model_type = config.get("model_type", arch_facts.FALLBACK)
         facts = arch_facts.get(model_type)  # an unsupported architecture fails here, naming the known ones
         missing = [k for k in _REQUIRED if k not in config]
         if missing:

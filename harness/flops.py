@@ -27,11 +27,6 @@ def matmul_params(config) -> int:
     return d.layers * d.linear_params() + d.vocab * d.hidden
 
 
-def param_count(config) -> int:
-    """Every parameter of the HF model, a tied lm_head once: sum(p.numel()) without building it."""
-    return Dims.from_config(config).params()
-
-
 def attention_flops_per_token(config, seq_len: int) -> float:
     """12·L·h_attn·s: QKᵀ and AV, forward and backward, full s×s (no causal halving, as PaLM)."""
     if not isinstance(seq_len, int) or seq_len < 1:

@@ -16,10 +16,7 @@ two snapshots (paths or state dicts), so "epoch 2 vs epoch 1" is `plot_diff(e1, 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -137,17 +134,3 @@ def plot_diff(a: Source, b: Source, *, metric: str = "rel", layer_map: LayerMap 
     """Heatmap of b against a, for any two snapshots (base vs tuned, or epoch 1 vs epoch 2)."""
     rows = weight_deltas(a, b, layer_map=layer_map)
     return plot_deltas(rows, metric=metric, layer_map=layer_map, title=title, **kwargs)
-
-
-def save_png(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
-    """Write the figure as a PNG, atomically (a temp file in the same directory, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

@@ -25,7 +25,7 @@ class Finding:
         return f"{self.level}: [{self.code}] {self.message}"
 
 
-def lint(plan: Plan, num_layers: int, model_type: str = "mistral") -> list[Finding]:
+def lint(plan: Plan, num_layers: int, model_type: str = arch_facts.FALLBACK) -> list[Finding]:
     check_layer_count(num_layers, f"{plan.origin}: the source's depth")  # bounds every loop below
     facts = arch_facts.get(model_type)
     found: list[Finding] = []

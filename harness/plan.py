@@ -7,7 +7,7 @@ means here exactly what it means to `mergekit-yaml`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from harness import arch as arch_facts
 from harness.errors import UplabError
 from harness.layermap import LayerEntry, LayerMap
 from harness.limits import MAX_LAYERS, check_layer_count
+from harness.schema import invalid
 
 _SCALE = next(p for p in get_merge_method("passthrough").spec.parameters if p.name == "scale")
 
@@ -33,11 +34,12 @@ def _known_methods() -> set[str]:
 
 @dataclass(frozen=True)
 class Plan:
-    """A validated passthrough config. `text` is the YAML as given (the plan's identity)."""
+    """A validated passthrough config. `text` is the YAML as given: the plan's identity (two plans
+    are equal when their texts are) and what a run spec hashes."""
 
-    config: MergeConfiguration
+    config: MergeConfiguration = field(compare=False)
     text: str
-    origin: str = "<string>"
+    origin: str = field(default="<string>", compare=False)
 
     @property
     def slices(self) -> list[OutputSliceDefinition]:
@@ -49,10 +51,6 @@ class Plan:
     @cached_property
     def source_model(self) -> str:
         return str(self.slices[0].sources[0].model.model.path)
-
-    @property
-    def num_output_layers(self) -> int:
-        return sum(max(0, b - a) for a, b in self.ranges())
 
     def scale(self, slice_index: int, tensor_name: str, t: float) -> float:
         """The factor mergekit's passthrough multiplies `tensor_name` by (1.0 where none is set).
@@ -66,7 +64,7 @@ class Plan:
         value = resolve_parameter(_SCALE, scopes, tensor_name=tensor_name, t=t)
         return 1.0 if value is None else float(value)
 
-    def layer_map(self, num_layers: int, model_type: str = "mistral") -> LayerMap:
+    def layer_map(self, num_layers: int, model_type: str = arch_facts.FALLBACK) -> LayerMap:
         """Resolve every output layer; `num_layers` is the source model's depth."""
         check_layer_count(num_layers, f"{self.origin}: the source's depth")
         check_depth(self, num_layers)  # before any entry is built: the ranges bound the map
@@ -136,9 +134,7 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
     try:
         config = MergeConfiguration.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise UplabError(f"{origin}: invalid config at {loc}: {err['msg']}") from None
+        raise invalid(e, f"{origin}: invalid config at ") from None
     except (RuntimeError, ValueError) as e:
         raise UplabError(f"{origin}: invalid config: {e}") from None
     _check_structure(config, origin)

@@ -11,23 +11,10 @@ import platform
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("torch", "transformers", "mergekit", "peft", "accelerate", "numpy", "scipy",
-            "matplotlib", "pytest")
-
-
-def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
-    """Installed version of each package, None where it is not installed."""
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+from harness.versions import package_versions
 
 
 def git_commit(start: Path) -> str | None:

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-VERDICTS = ("supported", "refuted", "inconclusive")
+from harness.stats.decision import VERDICTS  # re-exported: the report's one verdict list
+
 SCALE_ORDER = ("tiny", "small", "real", "full")
 
 

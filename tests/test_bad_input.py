@@ -217,3 +217,29 @@ def test_one_line_from_a_real_process(processes, key, problem):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and problem in lines[0], err
     assert not (folder / "out").exists() and not list(folder.glob(".out.*"))
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["plan", "x.yml", "--num-layers", "1000000000"], "at most 4096 layers"),
+    (["strategy", "contiguous", "--start", "0", "--end", "2", "--num-layers", "4",
+      "--copies", "1000000000"], "uplab builds at most 4096"),
+    (["strategy", "every", "--n", "1", "--num-layers", "99999999999"], "at most 4096 layers"),
+    (["train", "--snapshots", "0-99999999999", "--print-spec"], "more than 4096 values"),
+    (["train", "--freeze", "0-99999999999", "--mode", "freeze", "--print-spec"], "more than 4096"),
+    (["tiny", "t", "--layers", "1000000000"], "at most 4096 layers"),
+])
+def test_sizes_from_flags_are_bounded_before_any_work(tmp_path, capsys, monkeypatch, argv, problem):
+    """A huge count would otherwise build a list (or a model) of that size first."""
+    monkeypatch.chdir(tmp_path)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("no answer within 20 s"))
+    signal.alarm(20)
+    try:
+        try:
+            code = main(argv)
+        except SystemExit as e:
+            code = e.code
+    finally:
+        signal.alarm(0)
+    err = capsys.readouterr().err
+    assert code == 2 and problem in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ import pytest
 from harness.claims import lab as ex
 from harness import tiny
 from harness.data import Local
-from harness.runs import Checkpoint, finetune, tiny_base
+from harness.runs import LocalBase, finetune, tiny_base
 from harness.train import Lora
 
 Skipped = pytest.skip.Exception
@@ -63,7 +63,7 @@ def full_lab(tmp_path, monkeypatch):
 def test_full_runs_fine_tune_the_given_checkpoint_on_the_given_data(tmp_path, monkeypatch):
     lab, base, data = full_lab(tmp_path, monkeypatch)
     spec = lab.upscaled(5, "contiguous")
-    assert spec.base == Checkpoint(path=str(base)) and spec.seed == 5
+    assert spec.base == LocalBase(path=str(base)) and spec.seed == 5
     assert spec.data.train == Local(path=str(data)) and set(spec.data.evals) == {"target"}
     assert lab.layer_map("contiguous").source_layers == 10 and lab.epoch_steps >= 1
     with pytest.raises(Skipped, match="needs held-out 'original'-domain data"):

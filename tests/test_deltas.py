@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import math
@@ -13,10 +14,22 @@ from safetensors.torch import load_file, save_file
 
 from harness import tiny
 from harness.errors import UplabError
-from harness.layermap import LayerEntry, LayerMap
-from harness.measure.deltas import DeltaRow, pivot, read_csv, weight_deltas, write_csv
 from harness.checkpoint import Checkpoint
+from harness.layermap import LayerEntry, LayerMap
+from harness.measure.deltas import METRICS, DeltaRow, pivot, weight_deltas, write_csv
 from synthetic import write_checkpoint
+
+
+def read_csv(path) -> list[DeltaRow]:
+    """Rows back from `write_csv` (numel and norms are not in the file: None)."""
+    with open(path, newline="") as f:
+        out = []
+        for rec in csv.DictReader(f):
+            val = {m: float(rec[m]) if rec[m] != "" else None for m in METRICS}
+            layer = int(rec["layer"]) if rec["layer"] != "" else None
+            out.append(DeltaRow(layer=layer, module=rec["module"], **val))
+        return out
+
 
 ZERO = ("o_proj", "down_proj")
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",

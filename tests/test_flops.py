@@ -9,6 +9,7 @@ import torch
 import transformers
 
 from harness import flops, tiny
+from harness.dims import param_count
 from harness.errors import UplabError
 
 
@@ -28,7 +29,7 @@ def llama_config(**kw):
 @pytest.mark.parametrize("name", list(tiny.PRESETS))
 def test_param_count_is_the_models_numel_for_every_preset(name):
     config = tiny.PRESETS[name].hf_config()
-    assert flops.param_count(config) == hf_numel(config), name
+    assert param_count(config) == hf_numel(config), name
 
 
 @pytest.mark.parametrize("variant", [
@@ -38,12 +39,12 @@ def test_param_count_is_the_models_numel_for_every_preset(name):
 ])
 def test_param_count_follows_config_flags(variant):
     config = llama_config(**variant)
-    assert flops.param_count(config) == hf_numel(config), variant
+    assert param_count(config) == hf_numel(config), variant
 
 
 def test_param_count_of_a_real_cpu_model():
     model = tiny.build(tiny.preset("tiny-qwen2", tie_embeddings=False), 0)
-    assert flops.param_count(model.config) == sum(p.numel() for p in model.parameters())
+    assert param_count(model.config) == sum(p.numel() for p in model.parameters())
 
 
 def test_flops_per_token_by_hand():
@@ -85,7 +86,7 @@ def without(config, field: str) -> SimpleNamespace:
 
 @pytest.mark.parametrize("call, match", [
     (lambda: flops.flops_per_token(transformers.GPT2Config(), 8), "architecture 'gpt2' is not supported"),
-    (lambda: flops.param_count(without(llama_config(), "intermediate_size")), "lacks intermediate_size"),
+    (lambda: param_count(without(llama_config(), "intermediate_size")), "lacks intermediate_size"),
     (lambda: flops.flops_per_token(llama_config(), 0), "sequence length must be a positive integer"),
     (lambda: flops.flops_per_token(llama_config(), 2.5), "sequence length must be a positive integer"),
     (lambda: flops.mfu(-1.0, llama_config(), 8, "NVIDIA H100"), "tokens per second must be >= 0"),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from matplotlib.image import AxesImage
 
-from harness.heatmap import ROLE_COLOURS, plot_deltas, plot_diff, row_scales, save_png
+from harness.heatmap import ROLE_COLOURS, plot_deltas, plot_diff, row_scales
+from harness.plots import png_bytes
 from harness.layermap import LayerEntry, LayerMap
 from harness.measure.deltas import DeltaMatrix, weight_deltas
 from harness.plots import PNG_MAGIC
@@ -80,9 +81,7 @@ def test_labels_stay_readable_for_deep_models(tmp_path):
     assert min(t.get_fontsize() for t in labels) >= 6
     width_px = fig.get_figwidth() * fig.dpi
     assert width_px / n >= 12  # at least 12 px per layer column
-    path = save_png(fig, tmp_path / "deep.png")
-    assert path.read_bytes().startswith(PNG_MAGIC)
-    assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
+    assert png_bytes(fig).startswith(PNG_MAGIC)
 
 
 def test_any_two_snapshots_make_a_rate_of_change_view():

@@ -16,10 +16,11 @@ import torch
 from harness import tiny
 from harness.data import DataSpec
 from harness.errors import UplabError
-from harness.launch import command, dist, entry
+from harness.launch import command, entry
 from harness.launch import resources as R
 from harness.plan import load_plan
-from harness.runs import Checkpoint, RunSpec, Scratch, finetune, get_or_run, lookup, tiny_base
+from harness.runs import LocalBase, RunSpec, Scratch, finetune, get_or_run, lookup, tiny_base
+from harness.train import dist
 from harness.runs.cache import MARKER
 from harness.train import modes
 from harness.train.modes import Full, Lora
@@ -169,7 +170,7 @@ def test_spec_config_applies_every_plan_of_the_chain(tmp_path):
     assert command.spec_config(up)["num_hidden_layers"] == 11
     assert command.spec_config(finetune(up, steps=1))["num_hidden_layers"] == 11
     ckpt = tiny.save(tiny.PRESETS["tiny-llama"], 0, tmp_path / "ckpt")
-    config = command.spec_config(finetune(Checkpoint(path=str(ckpt)), steps=1))
+    config = command.spec_config(finetune(LocalBase(path=str(ckpt)), steps=1))
     assert config["model_type"] == "llama" and config["architectures"] == ["LlamaForCausalLM"]
 
 
@@ -244,7 +245,7 @@ from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, ShardingStrategy
 from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 from harness import tiny
-from harness.launch import dist
+from harness.train import dist
 from harness.train import modes
 from harness.train.modes import Full, Lora
 

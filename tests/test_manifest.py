@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     """A tiny base and a 2-epoch fine-tune (8 steps an epoch) of its contiguous upscale."""
     cache = tmp_path_factory.mktemp("cache")
     base = tiny_base(0, steps=40)
-    run = finetune(base, plan=plan_for("contiguous", 8).text, epochs=2, data=_target(8 * 32))
+    run = finetune(base, plan=plan_for("contiguous", 8), epochs=2, data=_target(8 * 32))
     return get_or_run(base, cache), get_or_run(run, cache)
 
 
@@ -36,7 +36,7 @@ def _target(size):
 
 
 def write_manifest(folder: Path, base_run, run, changes=None) -> Path:
-    (folder / "plan.yml").write_text(run.spec.plan)
+    (folder / "plan.yml").write_text(run.spec.plan.text)
     body = {"base": str(base_run.path), "upscale": "plan.yml", "upscaled": str(run.snapshot_path(0)),
             "snapshots": [{"path": str(run.snapshot_path(run.epoch_end(1))), "epoch": 1},
                           {"path": str(run.snapshot_path(run.epoch_end(2))), "epoch": 2}]}

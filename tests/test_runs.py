@@ -6,14 +6,16 @@ import torch
 
 from harness.data import DataSpec, Local, Synthetic
 from harness.errors import UplabError
-from harness.runs import (Checkpoint, RunSpec, Scratch, finetune, get_or_run, make, tiny_base)
+from harness.runs import (LocalBase, RunSpec, Scratch, finetune, get_or_run, make, tiny_base)
+from harness.strategies import contiguous
 from harness.train import Freeze, Full, Lora
 
 torch.set_num_threads(1)
 
 
 def reference() -> RunSpec:
-    return make(base=Scratch(seed=3), data=DataSpec.synthetic("target", size=256), steps=10)
+    # lr given: RunSpec's default became the tiny fine-tune's 3e-4 (issue 15); this run keeps 1e-3
+    return make(base=Scratch(seed=3), data=DataSpec.synthetic("target", size=256), steps=10, lr=1e-3)
 
 
 # Provenance: print(reference().key) when SCHEMA "uplab.run/1" and tasks.VERSION 3 were set.
@@ -29,7 +31,7 @@ def test_hash_is_stable_and_pinned():
 # One changed value per field; the coverage assertion makes a new field fail until it is added.
 CHANGES = {
     "base": Scratch(seed=4),
-    "plan": "merge_method: passthrough\n",
+    "plan": contiguous(0, 1, num_layers=2, copies=1),
     "data": DataSpec.synthetic("target", size=512),
     "mode": Lora(),
     "steps": 11,
@@ -56,7 +58,7 @@ NESTED = {
     "data.train.domain": DataSpec.synthetic("original", size=256),
     "data.local": DataSpec(train=Local(path="/data/x.txt")),
     "base.preset": Scratch(preset="tiny-llama", seed=3),
-    "base.path": Checkpoint(path="/models/x"),
+    "base.path": LocalBase(path="/models/x"),
     "base.run": reference(),
 }
 
@@ -78,12 +80,13 @@ def test_every_field_changes_the_hash():
 
 
 def test_json_round_trip_keeps_identity():
-    spec = finetune(tiny_base(2), plan="merge_method: passthrough\n", mode=Lora(r=4, layers=(1, 2)),
+    spec = finetune(tiny_base(2), plan=contiguous(0, 2, num_layers=4), mode=Lora(r=4, layers=(1, 2)),
                     track=("*.o_proj.weight",))
     back = RunSpec.from_json(spec.canonical())
     assert back == spec and back.key == spec.key and back.base.key == spec.base.key
     assert isinstance(back.mode, Lora) and back.root() == Scratch(seed=2)
     assert RunSpec.from_json(spec.model_dump_json()) == spec
+    assert back.plan == spec.plan and back.plan.layer_map(4).roles() == spec.plan.layer_map(4).roles()
 
 
 @pytest.mark.parametrize("fields, match", [
@@ -116,10 +119,9 @@ def small(**kw):
 
 
 def test_upscale_starts_as_the_base_and_bases_are_shared(tmp_path):
-    from harness.strategies import contiguous
 
     base = tiny_base(0, steps=8, data=small(domain="original"))
-    plan = contiguous(4, 6, num_layers=8, copies=2).text
+    plan = contiguous(4, 6, num_layers=8, copies=2)
     up = get_or_run(finetune(base, plan=plan, steps=2, data=small(domain="target")), tmp_path)
     b = get_or_run(base, tmp_path)
     assert up.info["source_layers"] == 8 and up.info["layers"] == 12 and up.info["base_key"] == base.key
@@ -136,7 +138,7 @@ def test_upscale_starts_as_the_base_and_bases_are_shared(tmp_path):
     get_or_run(finetune(base, plan=plan, steps=2, lr=1e-3, data=small(domain="target")), tmp_path)
     assert len(entries()) == len(before) + 1  # a new fine-tune, the same base entry
     with pytest.raises(UplabError, match="reaches past the source's 8 layers"):
-        get_or_run(finetune(base, plan=contiguous(4, 9, num_layers=9).text, steps=1, data=small(domain="target")),
+        get_or_run(finetune(base, plan=contiguous(4, 9, num_layers=9), steps=1, data=small(domain="target")),
                    tmp_path)
 
 
@@ -146,13 +148,13 @@ def test_checkpoint_bases_find_their_tokenizer(tmp_path):
     from harness.runs.runner import load_base, tokenizer_for
 
     tiny.build(tiny.PRESETS["tiny"], 0).save_pretrained(tmp_path / "bare")  # no uplab_tiny.json
-    assert isinstance(tokenizer_for(Checkpoint(path=str(tmp_path / "bare"))), ByteTokenizer)
-    assert load_base(Checkpoint(path=str(tmp_path / "bare")), tmp_path).config.num_hidden_layers == 8
+    assert isinstance(tokenizer_for(LocalBase(path=str(tmp_path / "bare"))), ByteTokenizer)
+    assert load_base(LocalBase(path=str(tmp_path / "bare"))).config.num_hidden_layers == 8
     big = tiny.TinySpec(num_layers=2)
     model = tiny.build(big, 0)
     model.config.vocab_size = 1000  # not the byte vocabulary, and no tokenizer files
     model.config.save_pretrained(tmp_path / "other")
     with pytest.raises(UplabError, match="no usable tokenizer"):
-        tokenizer_for(Checkpoint(path=str(tmp_path / "other")))
+        tokenizer_for(LocalBase(path=str(tmp_path / "other")))
     with pytest.raises(UplabError, match="has no config.json"):
-        load_base(Checkpoint(path=str(tmp_path / "nowhere")), tmp_path)
+        load_base(LocalBase(path=str(tmp_path / "nowhere")))

@@ -50,8 +50,8 @@ def zeroed_model():
 def test_same_spec_gives_bit_identical_weights(tmp_path):
     spec = small_spec(steps=6, snapshots=(0, 3))
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    ma = execute(spec, tmp_path / "a", tmp_path / "cache")
-    mb = execute(spec, tmp_path / "b", tmp_path / "cache")
+    ma = execute(spec, spec.base, tmp_path / "a")
+    mb = execute(spec, spec.base, tmp_path / "b")
     assert ma["train"]["loss"] == mb["train"]["loss"]
     from safetensors.torch import load_file
     for step in (0, 3, 6):
@@ -59,8 +59,8 @@ def test_same_spec_gives_bit_identical_weights(tmp_path):
         b = load_file(tmp_path / "b" / f"step-{step:06d}.safetensors")
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), f"step {step} differs"
-    other = execute(small_spec(steps=6, snapshots=(0, 3), seed=1), (tmp_path / "c").mkdir() or tmp_path / "c",
-                    tmp_path / "cache")
+    seeded = small_spec(steps=6, snapshots=(0, 3), seed=1)
+    other = execute(seeded, seeded.base, (tmp_path / "c").mkdir() or tmp_path / "c")
     assert other["train"]["loss"] != ma["train"]["loss"]  # the seed reaches the data order
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.commands.argtypes import int_at_least, positive_int  # noqa: F401  (the commands' imports)
 from harness.errors import UplabError
 from harness.limits import MAX_LAYERS
 
@@ -16,24 +17,6 @@ from harness.limits import MAX_LAYERS
 if TYPE_CHECKING:
     from harness.lint import Finding
     from harness.plan import Plan
-
-
-def int_at_least(minimum: int):
-    """An argparse type: a whole number >= minimum, with a message naming the bound."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = int_at_least(1)
 
 
 def layer_count(text: str) -> int:

@@ -83,12 +83,13 @@ def run(args) -> int:
 
 
 def _layer_map(config: str, model_type: str | None):
+    from harness import arch as arch_facts
     from harness.plan import load_plan
 
     plan = load_plan(config)
     # The source's depth only matters to the linter; the ranges' furthest end is enough here.
     source_depth = max((b for _, b in plan.ranges()), default=0)
-    return plan.layer_map(num_layers=source_depth, model_type=model_type or "mistral")
+    return plan.layer_map(num_layers=source_depth, model_type=model_type or arch_facts.FALLBACK)
 
 
 class _staged:

@@ -191,12 +191,13 @@ BLOCK = re.compile(r"(<!-- uplab resources (?P<args>[^>]*?) -->\n)(?P<body>.*?)(
 
 
 def render(argv: list[str]) -> str:
-    """The command's stdout for `uplab resources ARGV`."""
-    from harness.cli import main
-
+    """The command's stdout for `uplab resources ARGV` (this module's own parser: no import of the CLI above it)."""
+    parser = argparse.ArgumentParser(prog="uplab")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["resources", *argv])
     buf = io.StringIO()
     with redirect_stdout(buf):
-        code = main(["resources", *argv])
+        code = int(args.func(args) or 0)
     if code:
         raise UplabError(f"uplab resources {shlex.join(argv)} failed (exit {code})")
     return buf.getvalue()

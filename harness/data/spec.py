@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from harness.data.tasks import HELDOUT_RESERVE
+from harness.schema import Frozen
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class _Frozen(Frozen):
     def __hash__(self) -> int:  # dict fields are fine: the canonical JSON is the identity
         return hash(json.dumps(self.model_dump(mode="json"), sort_keys=True))
 

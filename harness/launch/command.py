@@ -108,7 +108,6 @@ def needs_launch(config: dict, plan, mode, gpus: int, gpu_memory: float, *, seq_
 def spec_config(spec) -> dict:
     """The config.json of the model a run spec trains: its root's, with every plan of the chain applied."""
     from harness import tiny
-    from harness.plan import parse_plan
     from harness.runs.spec import RunSpec, Scratch
 
     chain = []
@@ -118,11 +117,11 @@ def spec_config(spec) -> dict:
         node = node.base
     if isinstance(node, Scratch):
         config = tiny.preset(node.preset).hf_config().to_dict()
-    else:  # a Checkpoint: its config.json
+    else:  # a LocalBase: its config.json
         config, _ = R.load_config(node.path)
     for s in reversed(chain):
         if s.plan is not None:
-            config, _ = R.upscale(config, parse_plan(s.plan, origin="run spec plan"))
+            config, _ = R.upscale(config, s.plan)
     return config
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import UplabError
-from harness.launch import dist
+from harness.train import dist
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,19 +27,16 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-import torch
 from filelock import FileLock
 
-from harness.checkpoint import Checkpoint
 from harness.errors import UplabError
-from harness.launch import dist
-from harness.runs.runner import execute, snapshot_name, write_json
-from harness.runs.spec import RunSpec
+from harness.runs.result import RunResult
+from harness.runs.runner import execute, write_json
+from harness.runs.spec import LocalBase, RunSpec, Scratch
+from harness.train import dist
 
 MARKER = "COMPLETE"
 VERIFY_HASH_BYTES = 256 * 2**20
@@ -48,68 +45,6 @@ _verified: set[tuple] = set()  # (entry, file mtimes) whose hashes this process 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("UPLAB_CACHE", ".uplab-cache"))
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """A finished run in the cache: its spec, folder, metrics and snapshots."""
-
-    spec: RunSpec
-    path: Path
-
-    @cached_property
-    def metrics(self) -> dict:
-        return json.loads((self.path / "metrics.json").read_text())
-
-    @cached_property
-    def info(self) -> dict:
-        """spec.json: resolved spec, seed, versions, device."""
-        return json.loads((self.path / "spec.json").read_text())
-
-    @property
-    def key(self) -> str:
-        return self.spec.key
-
-    @property
-    def steps(self) -> list[int]:
-        return list(self.metrics["snapshots"])
-
-    def epoch_end(self, epoch: int) -> int:
-        """The step at the end of `epoch` (1-based), a snapshot when the run kept epoch ends."""
-        return epoch * self.metrics["steps_per_epoch"]
-
-    @property
-    def final_step(self) -> int:
-        return self.steps[-1]
-
-    def snapshot_path(self, step: int | None = None) -> Path:
-        step = self.final_step if step is None else step
-        if step not in self.steps:
-            raise UplabError(f"run {self.spec.key[:12]} has no snapshot at step {step}; it has {self.steps}")
-        return self.path / snapshot_name(step)
-
-    def state_dict(self, step: int | None = None) -> dict[str, torch.Tensor]:
-        with Checkpoint(self.snapshot_path(step)) as snapshot:
-            return snapshot.state_dict()
-
-    def scores(self, step: int | None = None) -> dict[str, dict]:
-        """Held-out scores per eval set at a snapshot step (default: the last)."""
-        step = self.final_step if step is None else step
-        return next(e["sets"] for e in self.metrics["evals"] if e["step"] == step)
-
-    def model(self, step: int | None = None):
-        """An fp32 CPU HF model with the snapshot's weights (a fresh object every call)."""
-        from transformers import AutoConfig, AutoModelForCausalLM
-
-        config = AutoConfig.from_pretrained(str(self.path))
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        missing, unexpected = model.load_state_dict(self.state_dict(step), strict=False)
-        tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
-        if unexpected or set(missing) - tied:
-            raise UplabError(f"snapshot {self.snapshot_path(step)} does not fit its config: "
-                             f"missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]}")
-        model.tie_weights()
-        return model.eval()
 
 
 def _sha256(path: Path) -> str:
@@ -186,8 +121,8 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
     if hit is not None:
         return hit
     # The base's own entry first, outside our lock: waiters on this hash should not queue behind it.
-    if isinstance(spec.base, RunSpec):
-        get_or_run(spec.base, cache, progress=progress, on_corrupt=on_corrupt)
+    base = get_or_run(spec.base, cache, progress=progress, on_corrupt=on_corrupt) \
+        if isinstance(spec.base, RunSpec) else spec.base
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -207,7 +142,7 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
             shutil.rmtree(debris, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.key}-", dir=cache))
         try:
-            execute(spec, tmp, cache, progress=progress, callbacks=callbacks, on_write=_on_write)
+            execute(spec, base, tmp, progress=progress, callbacks=callbacks, on_write=_on_write)
             _commit(tmp, entry, spec)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -227,14 +162,15 @@ def _get_or_run_ranked(spec: RunSpec, cache: Path, *, progress: bool, callbacks,
     Every rank must call it for the same spec. Each decision (finished, train, or an error) is
     the main rank's, broadcast, so no rank waits in a collective the others skipped.
     """
+    base: Scratch | LocalBase | RunResult = spec.base
     if isinstance(spec.base, RunSpec):  # the base's entry first, by the same protocol
-        _get_or_run_ranked(spec.base, cache, progress=progress, callbacks=(), on_corrupt=on_corrupt)
+        base = _get_or_run_ranked(spec.base, cache, progress=progress, callbacks=(), on_corrupt=on_corrupt)
     entry = cache / spec.key
     if not dist.is_main():
         decision = dist.agree(None)
         if decision != "train":
             return _follow(decision, spec, entry)
-        execute(spec, None, cache, progress=False, callbacks=callbacks)
+        execute(spec, base, None, progress=False, callbacks=callbacks)
         return _follow(dist.agree(None), spec, entry)
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -261,7 +197,7 @@ def _get_or_run_ranked(spec: RunSpec, cache: Path, *, progress: bool, callbacks,
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.key}-", dir=cache))
         dist.agree("train")
         try:
-            execute(spec, tmp, cache, progress=progress, callbacks=callbacks)
+            execute(spec, base, tmp, progress=progress, callbacks=callbacks)
             _commit(tmp, entry, spec)
         except BaseException as e:
             # No broadcast here: the other ranks may be inside a training collective. This

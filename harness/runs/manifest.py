@@ -21,24 +21,22 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from harness.checkpoint import read_config
 from harness.errors import UplabError
 from harness.layermap import LayerMap
+from harness.plan import Plan
+from harness.schema import Frozen, invalid
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SnapshotEntry(_Strict):
+class SnapshotEntry(Frozen):
     path: str
     epoch: int | None = Field(None, ge=1)
     step: int | None = Field(None, ge=1)
 
 
-class ManifestFile(_Strict):
+class ManifestFile(Frozen):
     base: str
     upscale: str
     upscaled: str
@@ -121,10 +119,8 @@ def load_manifest(path: str | Path) -> ManifestRun:
     try:
         m = ManifestFile.model_validate(raw if raw is not None else {})
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "manifest"
-        raise UplabError(f"manifest {source}: {loc}: {err['msg']} (keys: base, upscale, upscaled, "
-                         "snapshots: [{path, epoch?, step?}])") from None
+        raise invalid(e, f"manifest {source}: ", where="manifest",
+                      hint=" (keys: base, upscale, upscaled, snapshots: [{path, epoch?, step?}])") from None
 
     def existing(text: str, what: str) -> Path:
         p = (source.parent / Path(text).expanduser()).resolve()

@@ -1,21 +1,20 @@
-"""Execute one run into a folder: resolve the base, apply the plan, train, write the artifacts.
+"""Execute one run into a folder: load the resolved base, apply the plan, train, write the artifacts.
 
 The folder gets one safetensors file per snapshot (`step-000064.safetensors`, effective fp32
 weights in HF naming, tied lm_head left out), `config.json` of the trained model, `metrics.json`
 and `spec.json` (the resolved spec, its hash, seed, package versions, device, and the role of
-every layer: orig/dup from the plan's layer map). Atomicity is
-the cache's job (harness.runs.cache); this module only writes. Launched over several processes
-(harness.launch), every rank trains and only the main rank writes.
+every layer: orig/dup from the plan's layer map). Atomicity, and finishing a base that is itself
+a run, are the cache's job (harness.runs.cache, which hands this module the base's RunResult);
+this module only trains and writes. Launched over several processes (harness.launch), every rank
+trains and only the main rank writes.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -25,27 +24,13 @@ from safetensors.torch import save_file
 from harness import data as data_mod
 from harness import tiny
 from harness.errors import UplabError
-from harness.launch import dist
-from harness.runs.spec import SCHEMA, Checkpoint, RunSpec, Scratch
-from harness.train import train
+from harness.plan import Plan, check_depth
+from harness.runs.result import RunResult, snapshot_name
+from harness.runs.spec import SCHEMA, LocalBase, RunSpec, Scratch
+from harness.train import dist, train
+from harness.versions import versions
 
-PACKAGES = ("torch", "transformers", "peft", "accelerate", "safetensors", "numpy", "mergekit", "uplab")
-
-
-def snapshot_name(step: int) -> str:
-    return f"step-{step:06d}.safetensors"
-
-
-def versions() -> dict[str, str | None]:
-    out = {"python": platform.python_version()}
-    for p in PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    # torch's own string names its build (+cpu, +cu130), which the wheel metadata may not
-    out.update(torch=torch.__version__, cuda=torch.version.cuda)
-    return out
+Base = Scratch | LocalBase | RunResult  # a spec's base once the cache has finished a run base
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
@@ -79,23 +64,19 @@ def load_checkpoint(path: str):
         raise UplabError(f"cannot load base checkpoint {str(p)!r}: {str(e).splitlines()[0]}") from None
 
 
-def load_base(base, cache_dir: Path, progress: bool = False):
-    """The base as an fp32 HF model: a fresh preset, a local checkpoint, or a cached run's last snapshot."""
+def load_base(base: Base):
+    """The base as an fp32 HF model: a fresh preset, a local checkpoint, or a finished run's last snapshot."""
     if isinstance(base, Scratch):
         return tiny.build(tiny.preset(base.preset), base.seed)
-    if isinstance(base, Checkpoint):
+    if isinstance(base, LocalBase):
         return load_checkpoint(base.path)
-    from harness.runs.cache import get_or_run
-
-    return get_or_run(base, cache_dir, progress=progress).model()
+    return base.model()
 
 
-def apply_plan(model, plan_yaml: str):
+def apply_plan(model, plan: Plan):
     """The one call into the upscale builder: (a new upscaled model, the plan's layer map)."""
     from harness.build.native import upscale_model
-    from harness.plan import check_depth, parse_plan
 
-    plan = parse_plan(plan_yaml, origin="run spec plan")
     depth = model.config.num_hidden_layers
     check_depth(plan, depth)
     return upscale_model(model, plan), plan.layer_map(depth, model.config.model_type)
@@ -114,14 +95,15 @@ def write_json(path: Path, obj) -> None:
     _fsync(path)
 
 
-def execute(spec: RunSpec, out: Path | None, cache_dir: Path, *, progress: bool = False, callbacks=(),
+def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = False, callbacks=(),
             on_write: Callable[[Path], None] | None = None) -> dict:
-    """Train `spec` and write its artifacts into the existing folder `out`; returns the metrics.
+    """Train `spec` from `base` (spec.base, or its finished run) and write its artifacts into the
+    existing folder `out`; returns the metrics.
 
     On a launched run's other ranks `out` is None: they train, the main rank writes.
     """
     started = time.time()
-    model = load_base(spec.base, cache_dir, progress)
+    model = load_base(base)
     source_layers = model.config.num_hidden_layers
     roles = ["orig"] * source_layers
     if spec.plan is not None:

@@ -13,21 +13,29 @@ import hashlib
 import json
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, model_validator
 
 from harness.data import tasks
 from harness.data.spec import DataSpec
-from harness.errors import UplabError
+from harness.plan import Plan, parse_plan
+from harness.schema import Frozen, invalid
 from harness.train.modes import Freeze, Full, Lora
 
 SCHEMA = "uplab.run/1"
 
+# Defaults of the tiny scale, in one place (numbers: tests/test_data_learnable.py, and the
+# measurements quoted there). Pre-training: every seed tried (0-7) has held-out exact match
+# >= 0.96 on the original domain by step 100 and 1.0 by 150; 200 steps leave a margin, ~10 s.
+_BATCH = DataSpec.model_fields["batch_size"].default  # every scale keeps DataSpec's batch size
+TINY_PRETRAIN = dict(steps=200, lr=3e-3, data_size=200 * _BATCH)
+# Fine-tune: one epoch (64 steps) of the target domain, ~4 s on one core. lr 3e-4 erodes the
+# original domain partly (seed-dependent); 1e-3 learns the target further and erases it.
+# RunSpec's own lr default is this one.
+_EPOCH = 64
+TINY_FINETUNE = dict(epochs=1, lr=3e-4, steps_per_epoch=_EPOCH, data_size=_EPOCH * _BATCH)
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class Scratch(_Frozen):
+class Scratch(Frozen):
     """A freshly initialised tiny preset (harness.tiny.build(preset, seed))."""
 
     kind: Literal["scratch"] = "scratch"
@@ -35,7 +43,7 @@ class Scratch(_Frozen):
     seed: int = 0
 
 
-class Checkpoint(_Frozen):
+class LocalBase(Frozen):
     """An HF checkpoint in a local folder; its tokenizer is read from the same folder."""
 
     kind: Literal["path"] = "path"
@@ -45,17 +53,31 @@ class Checkpoint(_Frozen):
 ModeField = Annotated[Union[Full, Lora, Freeze], Field(discriminator="kind")]
 
 
-class RunSpec(_Frozen):
+def _plan(value) -> Plan | None:
+    """A Plan as given; YAML text (a spec read back from JSON) is parsed into one."""
+    if value is None or isinstance(value, Plan):
+        return value
+    if isinstance(value, str):
+        return parse_plan(value, origin="run spec plan")
+    raise ValueError(f"expected a Plan or mergekit passthrough YAML, got {type(value).__name__}")
+
+
+# In the spec a plan is a value; its text is its identity, so only the JSON (the hash) holds text.
+PlanField = Annotated[Plan | None, PlainValidator(_plan),
+                      PlainSerializer(lambda plan: None if plan is None else plan.text)]
+
+
+class RunSpec(Frozen):
     """Everything that decides a run's weights and metrics. Defaults: a tiny fine-tune."""
 
     kind: Literal["run"] = "run"
-    base: Annotated[Union[Scratch, Checkpoint, "RunSpec"], Field(discriminator="kind")]
-    plan: str | None = None  # mergekit passthrough YAML applied to the base before training
+    base: Annotated[Union[Scratch, LocalBase, "RunSpec"], Field(discriminator="kind")]
+    plan: PlanField = None  # the upscale applied to the base before training
     data: DataSpec
     mode: ModeField = Full()
     steps: int | None = Field(None, gt=0)  # optimizer steps; exactly one of steps / epochs
     epochs: int | None = Field(None, gt=0)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(TINY_FINETUNE["lr"], gt=0)
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup: float = Field(0.05, ge=0, lt=1)  # fraction of the steps with linear warmup
     min_lr: float = Field(0.1, ge=0, le=1)  # cosine ends at min_lr * lr
@@ -87,7 +109,7 @@ class RunSpec(_Frozen):
     def __hash__(self) -> int:
         return hash(self.key)
 
-    def root(self) -> Scratch | Checkpoint:
+    def root(self) -> Scratch | LocalBase:
         """The non-run base at the bottom of the chain."""
         return self.base.root() if isinstance(self.base, RunSpec) else self.base
 
@@ -105,22 +127,13 @@ def make(**fields) -> RunSpec:
     try:
         return RunSpec(**fields)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "spec"
-        raise UplabError(f"invalid run spec at {loc}: {err['msg']}") from None
+        raise invalid(e, "invalid run spec at ", where="spec") from None
 
 
-# Defaults of the tiny scale, in one place (numbers: tests/test_data_learnable.py, and the
-# measurements quoted there). Pre-training: every seed tried (0-7) has held-out exact match
-# >= 0.96 on the original domain by step 100 and 1.0 by 150; 200 steps leave a margin, ~10 s.
-TINY_PRETRAIN = dict(steps=200, lr=3e-3, data_size=200 * 32)
-# Fine-tune: one epoch (64 steps) of the target domain, ~4 s on one core. lr 3e-4 erodes the
-# original domain partly (seed-dependent); 1e-3 learns the target further and erases it.
-TINY_FINETUNE = dict(epochs=1, lr=3e-4, data_size=64 * 32)
 # The `small` scale (16-layer presets, one GPU): the same domains and fine-tune length as tiny, so
 # the claims read the same; learning rates lowered for the ~100x larger models (wider layers take
 # smaller steps). Not yet tuned on a GPU: the first `-m gpu` run records what they reach.
-SMALL_PRETRAIN = dict(steps=400, lr=1e-3, data=DataSpec.synthetic("original", size=400 * 32))
+SMALL_PRETRAIN = dict(steps=400, lr=1e-3, data=DataSpec.synthetic("original", size=400 * _BATCH))
 SMALL_FINETUNE = dict(lr=1e-4)
 
 
@@ -132,12 +145,12 @@ def tiny_base(seed: int = 0, preset: str = "tiny", **overrides) -> RunSpec:
     return make(**{**fields, **overrides})
 
 
-def finetune(base: RunSpec | Scratch | Checkpoint, plan: str | None = None, seed: int | None = None,
+def finetune(base: RunSpec | Scratch | LocalBase, plan: Plan | None = None, seed: int | None = None,
              **overrides) -> RunSpec:
     """Fine-tune `base` (after `plan`, if any) on the target domain; seed defaults to the base's."""
     if seed is None:
         seed = getattr(base, "seed", 0)
-    fields = dict(base=base, plan=plan, seed=seed, epochs=TINY_FINETUNE["epochs"], lr=TINY_FINETUNE["lr"],
+    fields = dict(base=base, plan=plan, seed=seed, epochs=TINY_FINETUNE["epochs"],
                   snapshots=(0,), data=DataSpec.synthetic("target", size=TINY_FINETUNE["data_size"]))
     if "steps" in overrides:
         fields.pop("epochs")

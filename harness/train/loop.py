@@ -7,7 +7,7 @@ updates; step 0 is the model as given. The caller owns where snapshots go (`sink
 Under `accelerate launch` (harness.launch) every rank runs this loop: each takes its rows of
 every batch, the loss is normalised over the whole batch, and only the main rank's sink is
 called. Under FSDP the model is sharded before the optimizer is built over its parameters, and
-a snapshot gathers the full state dict on every rank (harness.launch.dist).
+a snapshot gathers the full state dict on every rank (harness.train.dist).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from tqdm.auto import tqdm
 from harness import flops
 from harness.data import TokenSet, collate, epoch_batches
 from harness.errors import UplabError
-from harness.launch import dist
-from harness.train import modes
-from harness.train.evaluate import evaluate
+from harness.train import dist, modes
+from harness.train.record import Recorder, Sink
 from harness.train.schedule import lr_at
+
 
 @dataclass
 class StepInfo:
@@ -40,9 +40,6 @@ class StepInfo:
     lr: float
     grad_norm: float
     model: torch.nn.Module
-
-
-Sink = Callable[[int, dict[str, torch.Tensor]], None]
 
 
 def set_seed(seed: int) -> None:
@@ -111,11 +108,68 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
     set_seed(spec.seed)
     accel = _accelerator(spec.precision)
     per_epoch, total, snaps = plan_steps(spec, len(train_set))
-    fsdp = accel.distributed_type == DistributedType.FSDP
-    world = accel.num_processes
-    if fsdp and spec.track:
+    if accel.distributed_type == DistributedType.FSDP and spec.track:
         raise UplabError("track needs whole tensors at every step, which FSDP shards; "
                          "drop track or run on one GPU")
+    run = _prepare(model, spec, accel)
+    # Listing names would gather every tensor under FSDP: only when asked.
+    track = _tracked_names(accel.unwrap_model(run.model), spec.track) if spec.track else []
+    # Held-out batches: large on CPU (fewer passes); on a GPU the training batch, which fits.
+    eval_batch = 256 if accel.device.type == "cpu" else spec.data.batch_size
+    # On a GPU, reading the loss every step would stall the launch queue: read it in batches.
+    sync_every = 1 if accel.device.type == "cpu" or callbacks or track else 50
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress, leave=False)
+    rec = Recorder(accel, run.model, track, eval_sets, pad_id=pad_id, eval_batch=eval_batch,
+                   per_epoch=per_epoch, sink=sink, bar=bar)
+    step, tokens, t0 = 0, 0, time.perf_counter()
+    warm = (t0, 0, 0.0)  # (time, tokens, snapshot seconds) where the steady state starts
+    rec.weights()
+    if 0 in snaps:
+        rec.snapshot(0)
+    epoch = 0
+    while step < total:
+        # Each epoch is a fresh shuffle that depends only on (seed, epoch): resumable, reproducible.
+        for idx in epoch_batches(len(train_set), spec.data.batch_size, spec.seed, epoch):
+            if step == total:
+                break
+            lr = lr_at(step, total, spec.lr, schedule=spec.schedule, warmup=spec.warmup, min_lr=spec.min_lr)
+            batch = collate(train_set, idx, pad_id, spec.data.train_on)
+            tokens += int((batch["input_ids"] != pad_id).sum())  # counted on the CPU copy: no sync
+            loss, gnorm = _step(run, spec, batch, lr, rec if track else None)
+            step += 1
+            rec.step(loss, gnorm, lr, flush=step % sync_every == 0 or step in snaps)
+            if track:
+                rec.weights()
+            bar.update()
+            for cb in callbacks:
+                cb(StepInfo(step, epoch, rec.log["loss"][-1], lr, rec.log["grad_norm"][-1], run.model))
+            if step == min(5, total // 4) and accel.device.type == "cuda":
+                torch.cuda.synchronize()  # steady state starts after the first steps' allocations
+                warm = (time.perf_counter(), tokens, rec.spent)
+            if step in snaps:
+                rec.snapshot(step)
+        epoch += 1
+    rec.flush()
+    bar.close()
+    if accel.device.type == "cuda":
+        torch.cuda.synchronize()
+    return _metrics(run, spec, rec, (per_epoch, total, snaps), tokens, t0, warm)
+
+
+@dataclass
+class _Prepared:
+    """The model and optimizer as accelerate prepared them, and the parameter counts."""
+
+    accel: object
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    clip_params: list[torch.nn.Parameter]
+    n_params: int
+    n_train: int
+
+
+def _prepare(model, spec, accel) -> _Prepared:
+    fsdp = accel.distributed_type == DistributedType.FSDP
     model = modes.prepare(model, spec.mode)
     # FSDP moves each unit to the GPU as it shards it: the whole fp32 model may not fit one.
     model = model if fsdp else model.to(accel.device)
@@ -139,108 +193,46 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
     else:
         model, opt = accel.prepare(model, adamw(params))
         clip_params = params
-    # Listing names would gather every tensor under FSDP: only when asked.
-    track = _tracked_names(accel.unwrap_model(model), spec.track) if spec.track else []
-    log = {"loss": [], "lr": [], "grad_norm": []}
-    tracked = {n: {"weight_norm": [], "grad_norm": []} for n in track}
-    evals: list[dict] = []
-    # Held-out batches: large on CPU (fewer passes); on a GPU the training batch, which fits.
-    eval_batch = 256 if accel.device.type == "cpu" else spec.data.batch_size
+    return _Prepared(accel, model, opt, clip_params, n_params, n_train)
 
-    def record_weights():
-        with torch.no_grad():
-            for n, w in modes.tracked_weights(accel.unwrap_model(model), track).items():
-                tracked[n]["weight_norm"].append(float(w.float().norm()))
 
-    def snapshot(step: int):
-        # Held-out scores on every eval set, then the effective fp32 weights to the sink.
-        t = time.perf_counter()
-        scores = {k: evaluate(model, ts, pad_id, device=accel.device, autocast=accel.autocast,
-                              batch_size=eval_batch) for k, ts in eval_sets.items()}
-        evals.append({"step": step, "epoch": step / per_epoch, "sets": scores})
-        state = dist.snapshot_state(accel, model)  # a collective under FSDP; None off the main rank
-        if state is not None:
-            sink(step, state)
-        spent[0] += time.perf_counter() - t
+def _step(run: _Prepared, spec, batch: dict[str, torch.Tensor], lr: float, rec: Recorder | None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a collated global batch: (the batch's mean loss, the unclipped grad
+    norm), both left on the device. `rec` records the tracked tensors' gradients."""
+    accel, model, world = run.accel, run.model, run.accel.num_processes
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    loss_kw = {}
+    if world > 1:  # data parallel: this rank's rows, the loss normalised over the whole batch
+        batch, loss_kw = dist.rank_rows(batch, accel.process_index, world)
+    batch = {k: v.to(accel.device, non_blocking=True) for k, v in batch.items()}
+    with accel.autocast():
+        loss = model(**batch, **loss_kw).loss
+    accel.backward(loss)
+    if world > 1:  # the whole batch's mean loss, the same number on every rank
+        loss = accel.reduce(loss.detach(), reduction="mean")
+    if rec is not None:
+        rec.grads()
+    # Clip the global norm (and record it unclipped): one bad batch cannot wreck a tiny run.
+    gnorm = accel.clip_grad_norm_(run.clip_params, spec.grad_clip if spec.grad_clip else math.inf)
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    return loss.detach(), torch.as_tensor(gnorm).detach()
 
-    spent = [0.0]  # seconds in snapshots (evals, saving), kept out of the throughput
 
-    # On a GPU, reading the loss every step would stall the launch queue: read it in batches.
-    sync_every = 1 if accel.device.type == "cpu" or callbacks or track else 50
-    pending: list[tuple[torch.Tensor, torch.Tensor, float]] = []
-
-    def flush():
-        for loss_t, gn_t, lr_ in pending:
-            loss_f = float(loss_t)
-            if not math.isfinite(loss_f):
-                raise UplabError(f"training loss became {loss_f} at step {len(log['loss']) + 1} (lr {lr_:g}); "
-                                 "lower lr or raise grad_clip")
-            log["loss"].append(loss_f)
-            log["lr"].append(lr_)
-            log["grad_norm"].append(float(gn_t))
-        pending.clear()
-        if log["loss"]:
-            bar.set_postfix(loss=f"{log['loss'][-1]:.3f}", refresh=False)
-
-    bar = tqdm(total=total, desc="train", unit="step", disable=not progress, leave=False)
-    step, tokens, t0 = 0, 0, time.perf_counter()
-    t_warm, warm_tokens, warm_spent = t0, 0, 0.0
-    record_weights()
-    if 0 in snaps:
-        snapshot(0)
-    epoch = 0
-    while step < total:
-        # Each epoch is a fresh shuffle that depends only on (seed, epoch): resumable, reproducible.
-        for idx in epoch_batches(len(train_set), spec.data.batch_size, spec.seed, epoch):
-            if step == total:
-                break
-            lr = lr_at(step, total, spec.lr, schedule=spec.schedule, warmup=spec.warmup, min_lr=spec.min_lr)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            batch = collate(train_set, idx, pad_id, spec.data.train_on)
-            tokens += int((batch["input_ids"] != pad_id).sum())  # counted on the CPU copy: no sync
-            loss_kw = {}
-            if world > 1:  # data parallel: this rank's rows, the loss normalised over the whole batch
-                batch, loss_kw = dist.rank_rows(batch, accel.process_index, world)
-            batch = {k: v.to(accel.device, non_blocking=True) for k, v in batch.items()}
-            with accel.autocast():
-                loss = model(**batch, **loss_kw).loss
-            accel.backward(loss)
-            if world > 1:  # the whole batch's mean loss, the same number on every rank
-                loss = accel.reduce(loss.detach(), reduction="mean")
-            if track:
-                for n, g in modes.tracked_grads(accel.unwrap_model(model), track).items():
-                    tracked[n]["grad_norm"].append(g)
-            # Clip the global norm (and record it unclipped): one bad batch cannot wreck a tiny run.
-            gnorm = accel.clip_grad_norm_(clip_params, spec.grad_clip if spec.grad_clip else math.inf)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            pending.append((loss.detach(), torch.as_tensor(gnorm).detach(), lr))
-            if step % sync_every == 0 or step in snaps:
-                flush()
-            if track:
-                record_weights()
-            bar.update()
-            for cb in callbacks:
-                cb(StepInfo(step, epoch, log["loss"][-1], lr, log["grad_norm"][-1], model))
-            if step == min(5, total // 4) and accel.device.type == "cuda":
-                torch.cuda.synchronize()  # steady state starts after the first steps' allocations
-                t_warm, warm_tokens, warm_spent = time.perf_counter(), tokens, spent[0]
-            if step in snaps:
-                snapshot(step)
-        epoch += 1
-    flush()
-    bar.close()
-    if accel.device.type == "cuda":
-        torch.cuda.synchronize()
+def _metrics(run: _Prepared, spec, rec: Recorder, plan: tuple[int, int, list[int]], tokens: int,
+             t0: float, warm: tuple[float, int, float]) -> dict:
+    """metrics.json's training part: the log, the scores, and the throughput without snapshots."""
+    accel, world = run.accel, run.accel.num_processes
+    per_epoch, total, snaps = plan
     t_end = time.perf_counter()
     wall = t_end - t0
-    busy = wall - spent[0]  # training alone: what steps/s and MFU are about
+    busy = wall - rec.spent  # training alone: what steps/s and MFU are about
     out = {
         "steps_per_epoch": per_epoch, "total_steps": total, "snapshots": snaps,
-        "params": n_params, "trainable_params": n_train, "train": log, "evals": evals,
-        "track": tracked, "wall_s": wall, "snapshot_s": spent[0],
+        "params": run.n_params, "trainable_params": run.n_train, "train": rec.log, "evals": rec.evals,
+        "track": rec.tracked, "wall_s": wall, "snapshot_s": rec.spent,
         "steps_per_s": total / busy if busy > 0 else None,
         "tokens_per_s": tokens / busy if busy > 0 else None, "tokens": tokens,
         "device": str(accel.device), "mixed_precision": accel.mixed_precision,
@@ -248,10 +240,12 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
     if world > 1:
         out["processes"], out["distributed_type"] = world, accel.distributed_type.value
     if accel.device.type == "cuda":
-        steady = t_end - t_warm - (spent[0] - warm_spent)
+        t_warm, warm_tokens, warm_spent = warm
+        steady = t_end - t_warm - (rec.spent - warm_spent)
         out["steady_tokens_per_s"] = (tokens - warm_tokens) / steady
         # tokens/s counts real tokens; FLOPs per token assume the padded batch width max_len;
         # the tokens are spread over `world` GPUs and MFU is per GPU
-        out["mfu"] = flops.mfu(out["steady_tokens_per_s"] / world, modes.base_model(accel.unwrap_model(model)).config,
+        out["mfu"] = flops.mfu(out["steady_tokens_per_s"] / world,
+                               modes.base_model(accel.unwrap_model(run.model)).config,
                                spec.data.max_len, torch.cuda.get_device_name())
     return out

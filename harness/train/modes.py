@@ -15,25 +15,22 @@ import warnings
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from harness import arch as arch_facts
 from harness.errors import UplabError
+from harness.schema import Frozen
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class _Mode(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Full(_Mode):
+class Full(Frozen):
     """Every parameter trains."""
 
     kind: Literal["full"] = "full"
 
 
-class Lora(_Mode):
+class Lora(Frozen):
     """peft LoRA adapters on `targets` (short module names), optionally only in `layers`."""
 
     kind: Literal["lora"] = "lora"
@@ -44,7 +41,7 @@ class Lora(_Mode):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
-class Freeze(_Mode):
+class Freeze(Frozen):
     """The listed layers do not train; with `embeddings`, neither do embed_tokens, norm, lm_head.
 
     LLaMA Pro trains only its new blocks: Freeze(layers=<every orig layer>, embeddings=True).

@@ -1,4 +1,5 @@
-"""What changes when a run is one of several processes (`accelerate launch`).
+"""What changes when a run is one of several processes (`accelerate launch`), beside the loop
+that uses it (the cache and the launcher, above it, ask the same rank facts).
 
 - Who writes: every rank trains, only the main rank writes the cache entry (runs.cache, runs.runner).
 - How a batch splits: each rank takes its rows of the global batch; the loss is normalised by the
@@ -18,6 +19,8 @@ import os
 import torch
 
 from harness.data import IGNORE
+from harness.train import modes
+
 # Module-path segments that FSDP and activation checkpointing insert around wrapped modules.
 _WRAPPERS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
 
@@ -92,8 +95,6 @@ def snapshot_state(accel, model) -> dict[str, torch.Tensor] | None:
     """
     from accelerate.utils import DistributedType
 
-    from harness.train import modes
-
     if accel.distributed_type == DistributedType.FSDP:
         full = accel.get_state_dict(model)
         return effective_from_state_dict(full, accel.unwrap_model(model)) if accel.is_main_process else None
@@ -115,8 +116,6 @@ def effective_from_state_dict(state: dict[str, torch.Tensor], model) -> dict[str
     prefix included); `model` only supplies the LoRA layers' scalings and adapters, whose weights
     may be sharded.
     """
-    from harness.train import modes
-
     inner = modes.base_model(model)
     prefix = "base_model.model." if inner is not model else ""
     lora = modes._lora_layers(model) if inner is not model else {}
