@@ -6,8 +6,8 @@ What: `tiny` preset (8 layers, hidden 64, ~0.3M parameters), batch 32 of the tar
 train 64 steps, two held-out evals, snapshots written) against a warm base.
 
 Seeds together (harness.train.ensemble): tokens/s of 12 seeds trained as one stacked computation
-against the same 12 seeds through the per-seed loop, on the 8-layer `tiny` preset and a 16-layer
-one, each trainer in its own process so that its peak RSS is its own. Also as a script:
+against the same 12 seeds through the per-seed loop, at the tiny width 8 and 16 layers deep
+(TinySpec(num_layers=8|16)), each trainer in its own process so that its peak RSS is its own. Script:
     python benchmarks/bench_train.py [--seeds 12] [--steps 32]
 """
 
@@ -74,7 +74,7 @@ def test_default_finetune_run_seconds(benchmark, tmp_path):
 
 
 # -- seeds together ---------------------------------------------------------------------------
-LAYERS = {"tiny": 8, "tiny-16": 16}  # the 16-layer one: TinySpec(num_layers=16), same width
+LAYERS = {"8 layers": 8, "16 layers": 16}  # TinySpec(num_layers=...): the tiny width (64), 8 or 16 deep
 
 
 def _seed_specs(seeds: int, steps: int, batch: int):
@@ -125,7 +125,7 @@ def compare(preset: str, seeds: int = 12, steps: int = 32, batch: int = 32) -> d
 
 def line(r: dict) -> str:
     lo, st = r["loop"], r["stacked"]
-    return (f"{r['preset']} ({lo['layers']} layers), {r['seeds']} seeds x {r['steps']} steps of batch {r['batch']}, "
+    return (f"tiny width, {r['preset']}, {r['seeds']} seeds x {r['steps']} steps of batch {r['batch']}, "
             "1 thread: "
             f"per-seed loop {lo['tokens_per_s']:.0f} tokens/s (peak RSS {lo['peak_rss_mb']:.0f} MB), "
             f"stacked {st['tokens_per_s']:.0f} tokens/s (peak RSS {st['peak_rss_mb']:.0f} MB): "
@@ -153,7 +153,7 @@ if __name__ == "__main__":
         p.add_argument("--seeds", type=int, default=12)
         p.add_argument("--steps", type=int, default=32)
         p.add_argument("--batch", type=int, default=32, help="32: the suite's; small ones show the per-step overhead")
-        p.add_argument("--preset", choices=list(LAYERS), action="append")
+        p.add_argument("--layers", type=int, choices=list(LAYERS.values()), action="append")
         a = p.parse_args()
-        for name in a.preset or list(LAYERS):
+        for name in [k for k, v in LAYERS.items() if v in (a.layers or LAYERS.values())]:
             print(line(compare(name, a.seeds, a.steps, a.batch)), flush=True)

@@ -20,6 +20,7 @@ import pytest
 import torch
 from filelock import FileLock
 
+from harness import tiny
 from harness.data import DataSpec
 from harness.runs import Scratch, finetune, get_or_run, get_or_run_many, kind_of, lookup, make
 from harness.runs.cache import MARKER
@@ -44,7 +45,8 @@ def base(seed: int):
                 snapshot_epochs=False, data=data("original"))
 
 
-PLAN = contiguous(4, 6, num_layers=8, copies=1).text
+DEPTH = tiny.PRESETS["tiny"].num_layers  # whatever depth the default preset has
+PLAN = contiguous(4, 6, num_layers=DEPTH, copies=1).text  # layers 6 and 7 are zeroed copies of 4 and 5
 MODES = {
     "pretrain": lambda s: make(base=Scratch(seed=s), seed=s, steps=5, lr=3e-3, snapshots=(0, 2),
                                track=("*.layers.1.mlp.down_proj.weight",), data=data("original")),
@@ -92,11 +94,12 @@ def compare(one, many) -> dict[str, float]:
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_each_stacked_seed_equals_its_own_run(tmp_path, mode):
-    specs = [MODES[mode](s) for s in (0, 1, 2)]
+    seeds = (0, 1, 2) if mode == "pretrain" else (0, 1)
+    specs = [MODES[mode](s) for s in seeds]
     many = get_or_run_many(specs, tmp_path / "many")
-    assert [r.info["stacked_seeds"] for r in many] == [[0, 1, 2]] * 3  # trained together, not one by one
+    assert [r.info["stacked_seeds"] for r in many] == [list(seeds)] * len(seeds)  # together, not one by one
     if mode != "pretrain":  # the bases were a kind of their own, stacked too
-        assert lookup(specs[0].base, tmp_path / "many").info["stacked_seeds"] == [0, 1, 2]
+        assert lookup(specs[0].base, tmp_path / "many").info["stacked_seeds"] == list(seeds)
     for s, r in zip(specs, many):
         gaps = compare(get_or_run(s, tmp_path / "one"), r)
         assert max(gaps.values()) < ATOL, gaps
@@ -220,3 +223,14 @@ def test_a_forward_that_differs_from_hf_is_caught_before_training(tmp_path, monk
         out = get_or_run_many(specs, tmp_path)
     assert all("stacked_seeds" not in r.info for r in out)
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_too_many_stacked_bytes_train_one_by_one(tmp_path, monkeypatch):
+    model = tiny.build(tiny.PRESETS["tiny"], 0)
+    per_seed = sum(p.numel() for p in model.parameters()) * 16  # fp32 weight, grad, two Adam moments
+    monkeypatch.setattr(ensemble, "MAX_STACK_BYTES", int(2.5 * per_seed))  # two seeds fit, three do not
+    specs = [MODES["pretrain"](s) for s in range(3)]
+    assert ensemble.cannot_stack(model, specs[0], 2) is None
+    assert "GiB" in ensemble.cannot_stack(model, specs[0], 3)
+    out = get_or_run_many(specs, tmp_path)
+    assert all("stacked_seeds" not in r.info for r in out)

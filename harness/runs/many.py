@@ -123,7 +123,7 @@ def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> tuple[
         if s.plan is not None:
             model, layer_map = apply_plan(model, s.plan)
             roles = layer_map.roles()
-        why = cannot_stack(model, s)  # the same for every seed of a kind: the first one says
+        why = cannot_stack(model, s, len(specs))  # the same for every seed of a kind: the first one says
         if why:
             return why, True
         loaded.append((model, source_layers, roles))

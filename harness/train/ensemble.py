@@ -48,8 +48,18 @@ def same_kind(specs) -> str | None:
     return None
 
 
-def cannot_stack(model, spec) -> str | None:
-    """Why this (unprepared HF) model / spec pair must train in the per-seed loop, or None."""
+# Weights, gradients and Adam's two moments of every stacked seed, in fp32, must stay under this
+# (activations come on top, ~45 MB per tiny seed at batch 32): beyond it seeds train one by one.
+MAX_STACK_BYTES = 4 * 2**30
+
+
+def cannot_stack(model, spec, seeds: int = 1) -> str | None:
+    """Why `seeds` copies of this (unprepared HF) model, trained as `spec`, must train in the
+    per-seed loop, or None."""
+    need = seeds * sum(p.numel() for p in model.parameters()) * 4 * 4
+    if need > MAX_STACK_BYTES:
+        return (f"{seeds} stacked copies need {need / 2**30:.1f} GiB for weights, gradients and Adam "
+                f"state (limit {MAX_STACK_BYTES / 2**30:.0f} GiB)")
     if spec.precision == "bf16" or (spec.precision == "auto" and torch.cuda.is_available()):
         return "bf16 autocast is not stacked yet (untested without a GPU)"
     if isinstance(spec.mode, modes.Lora) and spec.mode.dropout:
