@@ -130,16 +130,20 @@ def test_a_sigkilled_stage_is_removed_by_the_next_build(processes):
 
 
 def test_stages_of_live_processes_are_kept(tmp_path):
-    live = tmp_path / f".out.uplab-stage.{os.getpid()}.abc"
+    from harness.checkpoint.output import _host
+
+    host = _host()
+    live = tmp_path / f".out.uplab-stage.{host}.{os.getpid()}.abc"
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    dead = tmp_path / f".other.uplab-stage.{proc.pid}.xyz"
-    old = tmp_path / f".out.uplab-old.{proc.pid}.q"
+    dead = tmp_path / f".other.uplab-stage.{host}.{proc.pid}.xyz"
+    old = tmp_path / f".out.uplab-old.{host}.{proc.pid}.q"
+    elsewhere = tmp_path / f".out.uplab-stage.not-{host}.{proc.pid}.xyz"  # another machine's
     user = tmp_path / ".out.stage.123.abc"  # not uplab's name: never touched
-    for d in (live, dead, old, user):
+    for d in (live, dead, old, elsewhere, user):
         d.mkdir()
     assert sorted(remove_stale_stages(tmp_path)) == sorted([dead, old])
-    assert live.is_dir() and user.is_dir()
+    assert live.is_dir() and user.is_dir() and elsewhere.is_dir()
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])

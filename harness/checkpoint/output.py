@@ -6,7 +6,8 @@ The rules that keep a careless `--force` from costing data:
 - `--force` replaces only a previous uplab output, recognised by the MARKER file every
   staged output carries. Anything else at OUT must be removed by hand.
 - The stage is removed when the build fails, is interrupted or gets SIGTERM; stages that a
-  SIGKILL left behind (their process is gone) are removed by the next build in that folder.
+  SIGKILL left behind (their process, on this host, is gone) are removed by the next build in
+  that folder.
 - Files and folders get the modes the user's umask gives, not mkdtemp's private 0700.
 """
 
@@ -16,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -25,7 +27,13 @@ from pathlib import Path
 from harness.errors import UplabError
 
 MARKER = ".uplab-output"  # written into every staged output; --force replaces only folders with it
-_STAGE = re.compile(r"^\..*\.uplab-(?:stage|old)\.(\d+)\.[^/]*$")
+# .OUT.uplab-stage.HOST.PID.xxxx: the host keeps a build on another machine sharing the folder
+# (NFS) from being taken for a dead one
+_STAGE = re.compile(r"^\..*\.uplab-(?:stage|old)\.([A-Za-z0-9-]+)\.(\d+)\.[^/]*$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
 
 class Terminated(KeyboardInterrupt):
@@ -106,7 +114,8 @@ def remove_stale_stages(folder: Path) -> list[Path]:
         return removed
     for p in entries:
         m = _STAGE.match(p.name)
-        if m and p.is_dir() and not p.is_symlink() and not _alive(int(m.group(1))):
+        if (m and m.group(1) == _host() and p.is_dir() and not p.is_symlink()
+                and not _alive(int(m.group(2)))):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
@@ -130,7 +139,7 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 
 def _stage_dir(target: Path, kind: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.uplab-{kind}.{os.getpid()}.",
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.uplab-{kind}.{_host()}.{os.getpid()}.",
                                  dir=target.parent))
 
 
