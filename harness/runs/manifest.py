@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError
 
-from harness.checkpoint import read_config
+from harness.checkpoint import config_facts, read_config
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 from harness.plan import Plan
@@ -49,10 +49,8 @@ def _config(path: Path) -> dict:
 
 
 def _depth(path: Path) -> int:
-    depth = _config(path).get("num_hidden_layers")
-    if not isinstance(depth, int):
-        raise UplabError(f"{path}: config.json has no integer num_hidden_layers")
-    return depth
+    folder = path if path.is_dir() else path.parent
+    return config_facts(_config(path), folder / "config.json")[1]
 
 
 @dataclass(frozen=True)
@@ -138,10 +136,12 @@ def load_manifest(path: str | Path) -> ManifestRun:
         raise UplabError(f"manifest {source}: snapshot steps {steps} must increase")
     snaps = tuple((step, s.epoch, existing(s.path, f"snapshot {i + 1}"))
                   for i, (step, s) in enumerate(zip(steps, m.snapshots)))
-    cfg = _config(base)
-    run = ManifestRun(source=source, base=base, plan_text=plan_path.read_text(), upscaled=upscaled,
-                      snapshots=snaps, model_type=cfg.get("model_type", "mistral"),
-                      base_depth=_depth(base))
+    from harness.plan import load_plan
+
+    facts, depth = config_facts(_config(base), base / "config.json")
+    plan = load_plan(plan_path)  # a folder, bad YAML or a bad range: one line naming it
+    run = ManifestRun(source=source, base=base, plan_text=plan.text, upscaled=upscaled,
+                      snapshots=snaps, model_type=facts.name, base_depth=depth)
     want = run.layer_map.num_layers
     for label, p in [("upscaled", upscaled)] + [(f"snapshot {i + 1}", s[2]) for i, s in enumerate(snaps)]:
         if _depth(p) != want:
