@@ -23,18 +23,21 @@ def digest(ts) -> str:
 
 
 # Provenance: python -c "from tests.test_data import *; print(pinned())" on the commit that
-# introduced tasks.VERSION 3. A change here means every cached run is stale: bump VERSION.
+# introduced tasks.VERSION 4. A change here means every cached run is stale: bump VERSION.
+# The conflicting domain's bytes are VERSION 3's target, unchanged (same digests as then).
 PINNED = {
-    ("original", "train"): "7eec8ec6c238ac7bece52ee3d3392e35bfe9dedbbc6bdec244330572d081738f",
-    ("original", "heldout"): "fbfcae6d5626979444dc36f447aa4e4b1ba049ac35aeb591c7fb018584072d74",
-    ("target", "train"): "bd5055ea0ab638acb2a5c4b5fe7ce47aedbf0c14d4799e8a2c77b5b36e78255f",
-    ("target", "heldout"): "cb387d81f26953494e580fb72fa18502b9140e9e8d81fe642373783f53485410",
+    ("original", "train"): "155810ba884c5357d5a05990a6754e8e00f0e0d9708aed917f604b7c14324bf8",
+    ("original", "heldout"): "05d945205ce025c79560bff8f49e14f7a612d4083824dc942b47543a78693699",
+    ("target", "train"): "c97406a02d03a5fbd0c5e0fca5a1166ee1e159398267b422d8a5166cbf8e6169",
+    ("target", "heldout"): "f5b6c71e0860df3a9b30fbe1e4fb187496c588df2b1418057c0043358c5ebee0",
+    ("conflict", "train"): "bd5055ea0ab638acb2a5c4b5fe7ce47aedbf0c14d4799e8a2c77b5b36e78255f",
+    ("conflict", "heldout"): "cb387d81f26953494e580fb72fa18502b9140e9e8d81fe642373783f53485410",
 }
 
 
 def pinned() -> dict:
     out = {}
-    for domain in ("original", "target"):
+    for domain in ("original", "target", "conflict"):
         src = Synthetic(domain=domain, size=500, seed=0)
         out[(domain, "train")] = digest(load_split("t", src, "train", TOK, 64))
         out[(domain, "heldout")] = digest(load_split("h", src, "heldout", TOK, 64, n=200))
@@ -42,20 +45,25 @@ def pinned() -> dict:
 
 
 def test_bytes_are_pinned():
-    assert tasks.VERSION == 3, "tasks.VERSION changed: recompute PINNED (see its provenance)"
+    assert tasks.VERSION == 4, "tasks.VERSION changed: recompute PINNED (see its provenance)"
     assert pinned() == PINNED
 
 
 def test_examples_read_as_documented():
-    texts = [tasks.text(e) for e in generate("original", "train", 50, 0)]
-    assert all(t[0] in "=+" and t[1] == " " and t.count(">") == tasks.PAIRS for t in texts)
-    for ex in generate("original", "train", 50, 0):
-        op = ex[0][0][0]
-        letters = [seg[0].strip()[0] for seg in ex[1::2]]
-        images = [seg[0] for seg in ex[2::2]]
-        shift = 0 if op == "=" else 1
-        assert images == [tasks.ALPHABET[(tasks.ALPHABET.index(c) + shift) % 12] for c in letters]
-    assert all(tasks.text(e).startswith(("[-] ", "[~] ")) for e in generate("target", "train", 50, 0))
+    for domain, length, link in (("original", 2, ">"), ("target", 3, ">"), ("conflict", 1, ":")):
+        for ex in generate(domain, "train", 50, 0):
+            t = tasks.text(ex)
+            head = t.split(" ")[0]
+            assert t.count(link) == tasks.PAIRS and len(head.strip("[]")) == length, t
+            chain = head.strip("[]")
+            letters = [seg[0].strip()[0] for seg in ex[1::2]]
+            images = [seg[0] for seg in ex[2::2]]
+            assert images == [tasks.apply(chain, c) for c in letters]
+    # the maps by hand, so a wrong table in tasks.MAPS cannot check itself
+    assert [tasks.apply(op, "a") for op in "=+*^-~"] == ["a", "b", "a", "b", "l", "l"]
+    assert [tasks.apply(op, "c") for op in "=+*^-~"] == ["c", "d", "k", "d", "b", "j"]
+    assert tasks.apply("+*", "a") == "f" and tasks.apply("*+", "a") == "b"  # left to right
+    assert all(tasks.text(e).startswith(("[-] ", "[~] ")) for e in generate("conflict", "train", 50, 0))
 
 
 def test_streams_extend_and_seeds_differ():
@@ -65,7 +73,7 @@ def test_streams_extend_and_seeds_differ():
 
 
 def test_heldout_is_unseen_and_distinct():
-    for domain in ("original", "target"):
+    for domain in tasks.DOMAINS:
         held = [tasks.text(e) for e in generate(domain, "heldout", tasks.HELDOUT_RESERVE, 0)]
         train = {tasks.text(e) for e in generate(domain, "train", 5000, 0)}
         assert len(set(held)) == len(held)
@@ -114,6 +122,10 @@ def test_dataspec_defaults_measure_both_domains():
     assert hash(spec) == hash(DataSpec.synthetic("target", size=64))
     with pytest.raises(UplabError, match="fewer than one batch"):
         load(DataSpec.synthetic("target", size=8), TOK)
+    # a fine-tune on the conflicting domain is scored on it under the name "target"
+    conflict = DataSpec.synthetic("conflict", size=64)
+    assert conflict.evals["target"].domain == "conflict" and conflict.evals["original"].domain == "original"
+    assert DataSpec.synthetic("original").evals["target"].domain == "target"
 
 
 # --- local sources ---------------------------------------------------------------------------

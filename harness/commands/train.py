@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.commands._common import int_at_least, positive_int
 from harness.data import DataSpec, Local
 from harness.errors import UplabError
+from harness.limits import MAX_LAYERS
 
 
 def layer_list(text: str) -> tuple[int, ...]:
@@ -18,7 +19,12 @@ def layer_list(text: str) -> tuple[int, ...]:
     try:
         for part in filter(None, text.split(",")):
             a, _, b = part.partition("-")
-            out += range(int(a), int(b or a) + 1)
+            a, b = int(a), int(b or a)
+            # checked before the range is expanded: "0-99999999999" would fill memory
+            if len(out) + b - a + 1 > MAX_LAYERS:
+                raise argparse.ArgumentTypeError(
+                    f"{text!r} lists more than {MAX_LAYERS} values; give fewer")
+            out += range(a, b + 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected layers like 0,1,4-6, got {text!r}") from None
     return tuple(out)
@@ -129,6 +135,22 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _check_base(path: str, allow_nonfinite: bool) -> tuple[int, str]:
+    """A local base, read as every command reads a checkpoint: its depth from config.json (a
+    missing one is an error, not transformers' default of 32) and every safetensors header
+    (truncated files, .bin-only folders and stray shard paths are one line, before training), and
+    NaN/Inf weights refused as `upscale` and `diff` refuse them."""
+    from harness.build.finite import scan_finite
+    from harness.checkpoint import Checkpoint, check_layers, read_model
+
+    _, facts, depth = read_model(path)
+    with Checkpoint(path) as reader:
+        check_layers(reader.names(), facts, depth, path)
+        if not allow_nonfinite:
+            scan_finite(reader, reader.names(), path)
+    return depth, facts.name
+
+
 def build_spec(args):
     from harness.runs import Checkpoint, finetune, tiny_base
     from harness.train import Freeze, Full, Lora
@@ -139,6 +161,12 @@ def build_spec(args):
 
         args.base = str(real_base(_cache(args)))
     args.data = args.data or ("python" if real else "target")
+    if args.base:
+        depth, arch = _check_base(args.base, args.allow_nonfinite)
+    else:
+        from harness import tiny
+
+        depth, arch = tiny.preset(args.preset).num_layers, tiny.preset(args.preset).arch
     base = Checkpoint(path=args.base) if args.base else tiny_base(args.base_seed, preset=args.preset)
     if args.pretrain_only:
         if args.base:
@@ -165,6 +193,11 @@ def build_spec(args):
     mode = {"full": Full(), "lora": Lora(r=args.lora_r, alpha=args.lora_alpha),
             "freeze": Freeze(layers=args.freeze)}[args.mode]
     plan = Path(args.plan).read_text() if args.plan else None
+    if plan is not None:
+        from harness.plan import parse_plan
+
+        # a range past the base: one line now, not after loading it
+        parse_plan(plan, origin=args.plan).layer_map(depth, arch)
     return finetune(base, plan=plan, mode=mode, snapshots=args.snapshots, **extra)
 
 

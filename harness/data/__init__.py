@@ -1,4 +1,4 @@
-"""Deterministic offline data: two synthetic domains at `tiny`, local text/jsonl/HF datasets above."""
+"""Deterministic offline data: synthetic domains at `tiny` (original, target, conflict), local text/jsonl/HF datasets above."""
 
 from harness.data.dataset import (IGNORE, TokenSet, collate, encode_pairs, encode_segments, epoch_batches,
                                   load, load_split, pack_texts)

@@ -20,7 +20,7 @@ class Synthetic(_Frozen):
     """One generated domain (harness.data.tasks); `size` training examples, `seed` fixes the bytes."""
 
     kind: Literal["synthetic"] = "synthetic"
-    domain: Literal["original", "target"]
+    domain: Literal["original", "target", "conflict"]
     size: int = Field(2048, gt=0)
     seed: int = 0
 
@@ -88,6 +88,9 @@ class DataSpec(_Frozen):
 
     @classmethod
     def synthetic(cls, domain: str, size: int = 2048, seed: int = 0, **kw) -> "DataSpec":
-        """Train on one generated domain; measure on both domains' held-out splits (same seed)."""
-        evals = {d: Synthetic(domain=d, seed=seed) for d in ("original", "target")}
+        """Train on one generated domain; measure on the original's and a target's held-out splits
+        (same seed), named "original" and "target" whichever target it is: a fine-tune on
+        "conflict" is scored on the conflicting domain under the name "target"."""
+        target = domain if domain != "original" else "target"
+        evals = {"original": Synthetic(domain="original", seed=seed), "target": Synthetic(domain=target, seed=seed)}
         return cls(train=Synthetic(domain=domain, size=size, seed=seed), evals=evals, **kw)
