@@ -38,7 +38,7 @@ def test_tiny_runs_are_the_specs_the_cache_already_holds():
     lab = SpecLab(Path("c"), ex.tiny_setting())
     assert lab.normal(3) == finetune(tiny_base(3), snapshots=ex.SNAPSHOTS)
     plan = ex.plan_for("contiguous", 8)
-    assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan.text,
+    assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan,
                                                               snapshots=ex.SNAPSHOTS, lr=1e-3)
     assert lab.lr == 3e-4 and lab.epoch_steps == 64
 
