@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from harness.commands._common import int_at_least, positive_int
-from harness.data import DataSpec, Local
 from harness.errors import UplabError
 from harness.limits import MAX_LAYERS
 
@@ -152,7 +151,9 @@ def _check_base(path: str, allow_nonfinite: bool) -> tuple[int, str]:
 
 
 def build_spec(args):
-    from harness.runs import Checkpoint, finetune, tiny_base
+    from harness.data import DataSpec, Local
+    from harness.plan import load_plan
+    from harness.runs import TINY_FINETUNE, LocalBase, finetune, tiny_base
     from harness.train import Freeze, Full, Lora
 
     real = args.base == "real"
@@ -167,7 +168,7 @@ def build_spec(args):
         from harness import tiny
 
         depth, arch = tiny.preset(args.preset).num_layers, tiny.preset(args.preset).arch
-    base = Checkpoint(path=args.base) if args.base else tiny_base(args.base_seed, preset=args.preset)
+    base = LocalBase(path=args.base) if args.base else tiny_base(args.base_seed, preset=args.preset)
     if args.pretrain_only:
         if args.base:
             raise UplabError("--pretrain-only pre-trains a tiny preset; drop --base")
@@ -189,15 +190,12 @@ def build_spec(args):
             raise UplabError(f"data path {args.data!r} does not exist; pass original, target or a local path")
         extra["data"] = DataSpec(train=Local(path=args.data))
     elif args.data != "target":
-        extra["data"] = DataSpec.synthetic(args.data, size=64 * 32)
+        extra["data"] = DataSpec.synthetic(args.data, size=TINY_FINETUNE["data_size"])
     mode = {"full": Full(), "lora": Lora(r=args.lora_r, alpha=args.lora_alpha),
             "freeze": Freeze(layers=args.freeze)}[args.mode]
-    plan = Path(args.plan).read_text() if args.plan else None
+    plan = load_plan(args.plan) if args.plan else None
     if plan is not None:
-        from harness.plan import parse_plan
-
-        # a range past the base: one line now, not after loading it
-        parse_plan(plan, origin=args.plan).layer_map(depth, arch)
+        plan.layer_map(depth, arch)  # a range past the base: one line now, not after loading it
     return finetune(base, plan=plan, mode=mode, snapshots=args.snapshots, **extra)
 
 

@@ -59,7 +59,7 @@ class ManifestRun:
 
     source: Path  # the manifest file
     base: Path
-    plan_text: str
+    plan: Plan  # the upscale config that built `upscaled`
     upscaled: Path
     snapshots: tuple[tuple[int, int | None, Path], ...]  # (step, epoch, path), in order
     model_type: str
@@ -98,9 +98,7 @@ class ManifestRun:
 
     @cached_property
     def layer_map(self) -> LayerMap:
-        from harness.plan import parse_plan
-
-        return parse_plan(self.plan_text, origin=str(self.source)).layer_map(self.base_depth, self.model_type)
+        return self.plan.layer_map(self.base_depth, self.model_type)
 
 
 def load_manifest(path: str | Path) -> ManifestRun:
@@ -140,7 +138,7 @@ def load_manifest(path: str | Path) -> ManifestRun:
 
     facts, depth = config_facts(_config(base), base / "config.json")
     plan = load_plan(plan_path)  # a folder, bad YAML or a bad range: one line naming it
-    run = ManifestRun(source=source, base=base, plan_text=plan.text, upscaled=upscaled,
+    run = ManifestRun(source=source, base=base, plan=plan, upscaled=upscaled,
                       snapshots=snaps, model_type=facts.name, base_depth=depth)
     want = run.layer_map.num_layers
     for label, p in [("upscaled", upscaled)] + [(f"snapshot {i + 1}", s[2]) for i, s in enumerate(snaps)]:
