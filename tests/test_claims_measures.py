@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 
 import pytest
 
-from harness.claims.lab import Lab, Setting
+from harness import arch
+from harness.claims.lab import Lab, tiny_setting
 from harness.claims.measured import Measured
 from harness.claims.measures import MEASURES
 from harness.claims.registry import load
@@ -34,14 +36,15 @@ def test_an_unknown_case_names_the_valid_ones_before_any_run(claim_id):
 
 
 # Measures that need only the base, the plain fine-tune and the contiguous upscale of each seed,
-# with the within-run n of the ones that have a within-run form (tiny contiguous: 3 duplicated
-# source layers and 8 orig layers; slice_own_gradient: 9 modules, the two slices averaged).
-CHEAP = {("dups_more_responsive", "contiguous"): 3 + 8, ("upscale_room", "contiguous"): None,
+# with the units of the within-run form where the claim has one: "roles" (one dup unit per
+# duplicated source layer, one orig unit per orig layer), "dups" (the dup units alone),
+# "modules" (one per module: the contiguous layout's slices all copy the same source range).
+CHEAP = {("dups_more_responsive", "contiguous"): "roles", ("upscale_room", "contiguous"): None,
          ("top_down_gradient", "descent"): None, ("top_down_gradient", "descent-slope"): None,
-         ("top_down_gradient", "rank"): None, ("o_proj_less_sensitive", "contiguous"): 3,
-         ("first_layers_outliers", "normal"): None, ("slice_own_gradient", "within"): 9,
+         ("top_down_gradient", "rank"): None, ("o_proj_less_sensitive", "contiguous"): "dups",
+         ("first_layers_outliers", "normal"): None, ("slice_own_gradient", "within"): "modules",
          ("slice_own_gradient", "break"): None, ("upscale_perturbs_profile", "contiguous"): None,
-         ("post_norm_moves_in_dups", "contiguous"): 3 + 8, ("upscale_retains_more", "contiguous"): None,
+         ("post_norm_moves_in_dups", "contiguous"): "roles", ("upscale_retains_more", "contiguous"): None,
          ("anchor_holds_slice", "contiguous"): None, ("slices_self_connected", "contiguous"): None,
          ("merge_back_first_layers", "normal"): None}
 
@@ -49,9 +52,18 @@ CHEAP = {("dups_more_responsive", "contiguous"): 3 + 8, ("upscale_room", "contig
 @pytest.fixture(scope="module")
 def short_lab(tmp_path_factory):
     """The tiny lab with 8-step pre-training and 8-step fine-tunes (snapshots 0, 2, 4, 8)."""
-    setting = Setting("tiny", 8, "mistral", lambda seed: tiny_base(seed, steps=8),
+    setting = replace(tiny_setting(), base_of=lambda seed: tiny_base(seed, steps=8),
                       finetune={"steps": 8, "snapshots": (0, 2, 4, 8)})
     return Lab(tmp_path_factory.mktemp("runs"), setting)
+
+
+def units(lab: Lab, kind: str) -> int:
+    """The within-run n a claim should have on the contiguous layout, counted from the layer map."""
+    lm = lab.layer_map("contiguous")
+    dup_sources = {lm.source_of(i) for i in lm.indices("dup")}
+    assert len(dup_sources) < len(lm.indices("dup"))  # the layout has copies to average
+    return {"roles": len(dup_sources) + len(lm.indices("orig")), "dups": len(dup_sources),
+            "modules": len(arch.get(lab.setting.model_type).modules)}[kind]
 
 
 @pytest.mark.parametrize("claim_id, case", list(CHEAP), ids=[f"{c}-{k}" for c, k in CHEAP])
@@ -62,12 +74,12 @@ def test_measures_give_one_finite_effect_per_seed(short_lab, claim_id, case):
     assert m.runs and all((short_lab.cache / key).is_dir() for key in m.runs)
     for name, values in m.notes.items():
         assert len(values) == 2, name
-    want_n = CHEAP[(claim_id, case)]
-    if want_n is None:
+    kind = CHEAP[(claim_id, case)]
+    if kind is None:
         assert m.within is None
     else:
         assert REGISTRY.entry(claim_id).within
-        assert m.within.n == want_n  # copies of one source layer counted once
+        assert m.within.n == units(short_lab, kind)  # copies of one source layer counted once
         assert all(math.isfinite(v) for g in m.within.groups for v in g)
 
 

@@ -10,7 +10,7 @@ the output layers that share a source layer (within one role where the form comp
 the n of the test is the number of independent source layers.
 
 An orig layer is the only orig copy of its source, so the orig group is unchanged; the duplicate
-group shrinks to one value per duplicated source layer (tiny contiguous: 6 dup layers -> 3 units).
+group shrinks to one value per duplicated source layer (8-layer contiguous: 6 dup layers -> 3 units).
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Seed: "[Question] Does this mean that the **original layer** before the slice is the one
 holding that whole duplicated slice together?"
 
-Operationalisation: the contiguous upscale (the seed's layout at tiny depth: orig 0-5, two
+Operationalisation: the contiguous upscale (the seed's layout; at 8 layers: orig 0-5, two
 zeroed copies of 3-5 at outputs 6-11, orig 12-13), fine-tuned (default run). The anchor is the
-orig layer right before the first duplicated slice, `LayerMap.anchor_of(first dup)` (tiny:
-output 5). The matched original is the orig layer just before it (tiny: output 4): the orig
+orig layer right before the first duplicated slice, `LayerMap.anchor_of(first dup)` (at 8
+layers: output 5). The matched original is the orig layer just before it (at 8 layers: output 4): the orig
 layer at the nearest depth that is not the anchor, and, like the anchor, a source of the
 duplicated slices (so both are "copied" layers; only the anchor's position next to the slice
 differs). Fixed before looking at data.

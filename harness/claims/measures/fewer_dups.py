@@ -7,8 +7,8 @@ original layers?"
 
 Operationalisation: per seed, two upscales of the same base, fine-tuned alike (the default
 fine-tune): `single` (the first layer of the seed's range duplicated once, right after itself;
-tiny: layer 3) and a five-layer block duplicated once (`five_block`: ending where the seed's
-range ends, or starting at the single's layer when that would leave it out; tiny: layers 1–5
+at 8 layers: layer 3) and a five-layer block duplicated once (`five_block`: ending where the seed's
+range ends, or starting at the single's layer when that would leave it out; at 8 layers: 1–5
 after layer 5, so it contains layer 3). Fill per duplicate = mean over the duplicates of
 ‖W_end‖ / ‖W_source‖ of the zeroed o_proj and down_proj. Effect: fill(single) − fill(five),
 paired by seed. Claimed direction: > 0. One case: single-vs-five.

@@ -12,7 +12,7 @@ out). "In some layer type": the largest of these over modules. Effect: that z �
 means z > 3). Claimed direction: > 0. One case: `normal` (the plain fine-tune).
 
 Refuted if the CI lies wholly below 0: in no module do both first layers reach 3 robust sds.
-Caveat: the seed's outliers were in a 22B Mistral; an 8-layer tiny base need not have them, and
+Caveat: the seed's outliers were in a 22B Mistral; a tiny base need not have them, and
 ‖ΔW‖ instead of rel was checked as a flaw check (same reading).
 """
 

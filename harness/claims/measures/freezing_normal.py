@@ -4,12 +4,12 @@ Seed: "### Can you replicate this effect on normal models by freezing layers?" (
 the stabilising one, that the upscale retains more of the original behaviour).
 
 Operationalisation: per seed, the normal model fine-tuned with the layers that the upscale
-duplicates frozen (tiny: 3-5; `harness.claims.function.frozen_normal`, one extra run kind),
+duplicates frozen (at 8 layers: 3-5; `harness.claims.function.frozen_normal`, one extra run kind),
 against the contiguous upscale's default fine-tune (same base, seed, data order, LR, steps). Why
 those layers: the upscale inserts zeroed copies of exactly them, and those copies, not their
 originals, are where the update goes (dups_more_responsive); freezing them in the normal model
 is its nearest analogue of "that range's originals are shielded". The layers trainable in both
-then match in count and position (tiny: 0-2 and 6-7 of the normal model are the upscale's
+then match in count and position (at 8 layers: 0-2 and 6-7 of the normal model are the upscale's
 originals outside the duplicated range, outputs 0-2, 12-13). Embeddings, final norm and head
 train in both, as in the upscale's full fine-tune.
 

@@ -4,7 +4,7 @@ Seed: "[Question] What if we interleave original and duplicate layers? Will that
 more balanced, responsive upscale?" (Proposed Upscale Technique: each layer of the range
 followed by its two zeroed copies, 0XX0XX0XX, instead of 000XXXXXX.)
 
-Operationalisation: per seed, the same base upscaled two ways over the same range (tiny: layers
+Operationalisation: per seed, the same base upscaled two ways over the same range (at 8 layers:
 3-5, two copies each) and fine-tuned identically. In each run, per duplicate layer, the mean
 relative change rel = ‖ΔW‖/‖W₀‖ (step 0 -> end) over the full-scale modules (as in
 dups_more_responsive); "balance" is low dispersion across the duplicates: the coefficient of

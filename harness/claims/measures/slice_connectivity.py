@@ -3,8 +3,8 @@
 Seed: "These slice of layers are more connected to each other than to the model's entirety."
 (A takeaway from each slice having its own gradient.)
 
-Operationalisation: per training run (seed) of the contiguous upscale (two 3-layer slices of
-copies at tiny). Each duplicate layer's change pattern: the vector over the kept modules (q, k,
+Operationalisation: per training run (seed) of the contiguous upscale (two slices of
+copies of the same layers). Each duplicate layer's change pattern: the vector over the kept modules (q, k,
 v, gate, up, both norms) of log rel = log ‖ΔW‖/‖W₀‖ from the upscale as built to the end, minus
 each module's mean over the duplicates (so "duplicates change more than originals", another
 claim, does not count). Similarity: cosine of two layers' patterns. Effect: mean similarity of

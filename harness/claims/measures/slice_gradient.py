@@ -23,7 +23,7 @@ independent: their values are averaged per module (`harness.claims.units.slice_u
 is (the slices' source layers, module). Modules of one layer are trained together, so even these
 units are not fully independent; read a within-run p-value as optimistic.
 
-Caveat: slices are 3 layers at tiny (22 in the seed's 39B); a gradient inside them has little room.
+Caveat: slices are 3 layers on an 8-layer base (22 in the seed's 39B); a gradient inside them has little room.
 """
 
 from __future__ import annotations
