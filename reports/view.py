@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from reports.forest import sesoi_of
 from reports.records import SCALE_ORDER, ClaimRecord
 
 DASH = "—"
@@ -32,7 +33,7 @@ def signed(value: Any, digits: int = 3) -> str:
         return num(value, digits)
     if isinstance(value, float) and not math.isfinite(value):
         return num(value, digits)
-    return f"{value + 0.0:+.{digits}g}"  # + 0.0: no "-0"
+    return "0" if value == 0 else f"{value:+.{digits}g}"
 
 
 def pval(value: Any) -> str:
@@ -74,12 +75,6 @@ def test_of(claim: Mapping[str, Any]) -> str:
 def direction_of(claim: Mapping[str, Any]) -> str:
     return (claim["decision"].get("direction") or (claim.get("protocol") or {}).get("direction")
             or claim.get("direction") or "greater")
-
-
-def sesoi_of(claim: Mapping[str, Any]) -> float | None:
-    from reports.forest import sesoi_of as forest_sesoi
-
-    return forest_sesoi(claim)
 
 
 def one_sided_level(claim: Mapping[str, Any]) -> str:
