@@ -40,6 +40,7 @@ class Case(_Frozen):
     sesoi_why: str = Field(min_length=10)
     primary: bool = True
     why: str = ""  # a secondary case: why it is looked at
+    target: str = "target"  # the fine-tune's target domain (the registry's `targets` say why)
 
     @property
     def one_sided(self) -> bool:
@@ -57,6 +58,7 @@ class Secondary(_Frozen):
     test: Literal["superiority", "non-inferiority", "equivalence"] | None = None
     sesoi: float | None = Field(None, gt=0)
     sesoi_why: str | None = None
+    target: str | None = None
 
 
 class Deviation(_Frozen):
@@ -124,7 +126,17 @@ class Registry(_Frozen):
     schema_: Literal["uplab.registry/1"] = Field(alias="schema")
     registered: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     alpha: float = Field(gt=0, lt=1)
+    targets: dict[str, str]  # fine-tune target domain -> why a claim would use it
     claims: dict[str, Entry]
+
+    @model_validator(mode="after")
+    def _known_targets(self):
+        for entry in self.claims.values():
+            for case in entry.cases:
+                if case.target not in self.targets:
+                    raise ValueError(f"{entry.id}[{case.case}]: unknown target {case.target!r}; "
+                                     f"registered: {', '.join(self.targets)}")
+        return self
 
     def entry(self, claim_id: str) -> Entry:
         if claim_id not in self.claims:
