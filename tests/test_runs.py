@@ -23,7 +23,11 @@ def reference() -> RunSpec:
 PINNED_KEY = "f5d0745eae20e658320dcb4d9e57cce3bd32726446bc13ff563ae16ea6f26eb8"
 
 
-def test_hash_is_stable_and_pinned():
+def test_hash_is_stable_and_pinned(monkeypatch):
+    # tasks.VERSION has its own bumps (every hash carries it); held at 3 this pins the spec itself
+    from harness.data import tasks
+
+    monkeypatch.setattr(tasks, "VERSION", 3)
     assert reference().key == reference().key == PINNED_KEY
     assert len({reference(), reference()}) == 1  # hashable, equal by content
 
