@@ -106,6 +106,15 @@ def norms_plot(run, lm, seed, model_type: str):
     return fig
 
 
+def _half_time(steps, values, seed: int, curve: str) -> float:
+    """half_time, with the seed and the curve named when it is undefined (e.g. a final ablation
+    cost <= 0: skipping the duplicates no longer costs anything at the end of that run)."""
+    try:
+        return half_time(steps, values)
+    except ValueError as e:
+        raise ValueError(f"few_steps_reconnect, seed {seed}, {curve}: {e}") from None
+
+
 @measure("few_steps_reconnect")
 def few_steps_reconnect(lab, seeds: list[int], case: str) -> Measured:
     strategy = check_case("few_steps_reconnect", case, CASES)
@@ -116,7 +125,8 @@ def few_steps_reconnect(lab, seeds: list[int], case: str) -> Measured:
     steps = probe_steps(Long(lab.epoch_steps))
     runs = [long_run(lab, seed) for seed in seeds]
     per_run = [curves(r, lm, steps, model_type) for r in runs]
-    halves = [(half_time(steps, cost), half_time(steps, fill)) for cost, fill, _ in per_run]
+    halves = [(_half_time(steps, cost, seed, "ablation cost"), _half_time(steps, fill, seed, "fill"))
+              for seed, (cost, fill, _) in zip(seeds, per_run)]
     effects = [log2_ratio(k_cost, k_fill) for k_cost, k_fill in halves]
     at = COS_AT if COS_AT in steps else steps[1]
     return Measured(
