@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.claims import lab as ex
+from harness.claims import settings as st
 from harness import tiny
 from harness.data import Local
 from harness.runs import LocalBase, finetune, tiny_base
@@ -25,29 +26,29 @@ class SpecLab(ex.Lab):
 
 
 def test_seed_layout_at_each_depth():
-    assert ex.seed_layout_range(55) == (19, 41)
-    assert ex.seed_layout_range(8) == (3, 6)
-    assert ex.seed_layout_range(16) == (6, 12)
-    lm = SpecLab(Path("c"), ex.small_setting()).layer_map("contiguous")
+    assert st.seed_layout_range(55) == (19, 41)
+    assert st.seed_layout_range(8) == (3, 6)
+    assert st.seed_layout_range(16) == (6, 12)
+    lm = SpecLab(Path("c"), st.small_setting()).layer_map("contiguous")
     assert lm.num_layers == 16 + 2 * 6 and lm.indices("dup") == list(range(12, 24))
     assert {lm.source_of(i) for i in lm.indices("dup")} == set(range(6, 12))
 
 
 def test_tiny_runs_are_the_specs_the_cache_already_holds():
     # the keys of every cached tiny run depend on this staying exactly the default fine-tune
-    lab = SpecLab(Path("c"), ex.tiny_setting())
-    assert lab.normal(3) == finetune(tiny_base(3), snapshots=ex.SNAPSHOTS)
-    plan = ex.plan_for("contiguous", 8)
+    lab = SpecLab(Path("c"), st.tiny_setting())
+    assert lab.normal(3) == finetune(tiny_base(3), snapshots=st.SNAPSHOTS)
+    plan = st.plan_for("contiguous", lab.setting.depth)
     assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan,
-                                                              snapshots=ex.SNAPSHOTS, lr=1e-3)
+                                                              snapshots=st.SNAPSHOTS, lr=1e-3)
     assert lab.lr == 3e-4 and lab.epoch_steps == 64
 
 
 def test_small_runs_pretrain_the_small_preset():
-    lab = SpecLab(Path("c"), ex.small_setting())
+    lab = SpecLab(Path("c"), st.small_setting())
     spec = lab.upscaled(2, "interleaved", mode=Lora())
     assert spec.root().preset == "small" and spec.base.seed == 2 and spec.base.steps == 400
-    assert spec.snapshots == ex.SMALL_SNAPSHOTS and spec.lr == lab.lr == 1e-4
+    assert spec.snapshots == st.SMALL_SNAPSHOTS and spec.lr == lab.lr == 1e-4
     assert spec.precision == "auto"  # bf16 on the GPU, by the loop
     assert tiny.PRESETS["small"].num_layers == lab.setting.depth == 16
 
@@ -57,7 +58,7 @@ def full_lab(tmp_path, monkeypatch):
     data = tmp_path / "data.txt"
     data.write_text("\n".join(f"line {i}: " + "abc" * (i % 7 + 1) for i in range(400)))
     monkeypatch.setattr("harness.launch.get_or_launch", lambda spec, cache: spec, raising=False)
-    return SpecLab(Path("c"), ex.full_setting(base, data)), base, data
+    return SpecLab(Path("c"), st.full_setting(base, data)), base, data
 
 
 def test_full_runs_fine_tune_the_given_checkpoint_on_the_given_data(tmp_path, monkeypatch):

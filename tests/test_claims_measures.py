@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from harness import arch
-from harness.claims.lab import Lab, tiny_setting
+from harness.claims.lab import Lab
+from harness.claims.settings import tiny_setting
 from harness.claims.measured import Measured
 from harness.claims.measures import MEASURES
 from harness.claims.registry import load

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.claims.lab import plan_for
+from harness.claims.settings import plan_for
 from harness.claims.measured import Within
 from harness.claims.patterns import layer_log_means, within_slice_rhos
 from harness.claims.units import by_source, dup_units, role_units, slice_units

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.claims.lab import plan_for
+from harness.claims.settings import plan_for
 from harness.errors import UplabError
 from harness.runs import finetune, get_or_run, tiny_base
 from harness.runs.manifest import load_manifest

@@ -279,7 +279,7 @@ def test_full_runs_with_its_inputs(uplab, given):
 
 def write_tiny_manifest(folder):
     """A valid manifest over untrained tiny checkpoints (8 layers, upscaled to 14)."""
-    from harness.claims.lab import plan_for
+    from harness.claims.settings import plan_for
     from harness import tiny
 
     tiny.save(tiny.preset("tiny"), 0, folder / "m-base")

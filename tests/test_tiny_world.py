@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from harness import tiny
-from harness.claims.lab import seed_layout_range
+from harness.claims.settings import seed_layout_range
 from harness.data import tasks
 from harness.data.tasks import consistent_with_original, generate, text
 
@@ -33,14 +33,16 @@ def test_generation_is_deterministic_and_pinned():
     assert generate("original", "train", 40, 5) == generate("original", "train", 40, 5)
 
 
-def test_original_composes_two_ops_target_three():
-    """The original needs two lookups per image; the target three; every chain of each occurs."""
-    original = generate("original", "train", 2000, 0)
-    target = generate("target", "train", 2000, 0)
-    assert {tasks.read(e)[0] for e in original} == {a + b for a in "+*^" for b in "+*^"}
-    assert {tasks.read(e)[0] for e in target} == {a + b + c for a in "+*^" for b in "+*^" for c in "+*^"}
-    # not a one-op task in disguise: the image depends on both ops (some chain pairs that share
-    # an op differ on the same letter)
+def test_original_and_target_compose_two_ops():
+    """Both domains are two-op chains over `+ * ^`: the target's three are the ones pre-training
+    never shows, each op once first and once second; every chain occurs."""
+    original = {tasks.read(e)[0] for e in generate("original", "train", 2000, 0)}
+    target = {tasks.read(e)[0] for e in generate("target", "train", 2000, 0)}
+    assert original | target == {a + b for a in "+*^" for b in "+*^"} and not original & target
+    assert target == {"*+", "+^", "^*"}
+    assert {c[0] for c in target} == {c[1] for c in target} == set("+*^")
+    # not a one-op task in disguise: the image depends on both ops (chains that share an op
+    # differ on the same letter)
     assert tasks.apply("+*", "c") != tasks.apply("+^", "c") and tasks.apply("*+", "c") != tasks.apply("^+", "c")
 
 

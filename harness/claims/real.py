@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from harness.claims.lab import Setting
+from harness.claims.settings import Setting
 from harness.data import DataSpec
 from harness.data.spec import Text
 from harness.runs.spec import LocalBase

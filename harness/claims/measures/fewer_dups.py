@@ -25,7 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from harness import strategies
-from harness.claims.lab import deltas, seed_layout_range
+from harness.claims.lab import deltas
+from harness.claims.settings import seed_layout_range
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case

@@ -1,0 +1,101 @@
+"""What each scale trains: the seed's layout mapped to a depth, and a `Setting` per scale.
+
+A `Setting` is a plain value (the base of a seed, the fields of every fine-tune, the domains it
+is scored on); the Lab (`harness.claims.lab`) turns it into runs. Settings of other scales
+(`harness.claims.real`) build on this module, never on the Lab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from harness import arch as arch_facts
+from harness import strategies
+from harness.plan import Plan
+from harness.runs import RunResult, tiny_base
+from harness.runs.spec import SMALL_FINETUNE, SMALL_PRETRAIN, TINY_FINETUNE, LocalBase
+from harness.tiny import PRESETS
+
+# The seed's 39B layout: 55 source layers, copies of [19, 41) twice (DESIGN §7; model card).
+SEED_SOURCE_DEPTH, SEED_START, SEED_END, SEED_COPIES = 55, 19, 41, 2
+
+# Snapshots of every default tiny/small fine-tune (64 steps): points for trajectories over time.
+SNAPSHOTS = (0, 8, 16, 32, 48)
+# At small, fewer: a 16M-parameter fp32 snapshot is 63 MB, and the suite's ~470 snapshots must fit
+# a GPU runner's disk (~30 GB). Still enough for the claims that read a default run mid-way.
+SMALL_SNAPSHOTS = (0, 16, 32)
+STRATEGIES = ("contiguous", "interleaved", "single", "block")
+
+
+def seed_layout_range(depth: int) -> tuple[int, int]:
+    """The seed's duplicated range [19, 41) of 55 mapped onto `depth` layers by proportion."""
+    start = round(SEED_START / SEED_SOURCE_DEPTH * depth)
+    end = round(SEED_END / SEED_SOURCE_DEPTH * depth)
+    return start, max(end, start + 1)
+
+
+@lru_cache(maxsize=None)
+def plan_for(strategy: str, depth: int) -> Plan:
+    """A strategy at `depth`, over the seed's duplicated range (single: its first layer)."""
+    start, end = seed_layout_range(depth)
+    if strategy == "contiguous":
+        return strategies.contiguous(start, end, num_layers=depth, copies=SEED_COPIES)
+    if strategy == "interleaved":
+        return strategies.interleaved(start, end, num_layers=depth, copies=SEED_COPIES)
+    if strategy == "single":
+        return strategies.single(start, num_layers=depth)
+    if strategy == "block":
+        return strategies.block(2, start, end, num_layers=depth, copies=1)
+    raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+@dataclass(frozen=True, eq=False)
+class Setting:
+    """What one scale trains: the base of a seed, the defaults of every fine-tune, what it scores."""
+
+    scale: str
+    depth: int  # layers of the base
+    model_type: str
+    base_of: Callable[[int], Any]  # seed -> RunSpec (pre-trained here) or LocalBase (given)
+    finetune: Mapping[str, Any] = field(default_factory=dict)  # RunSpec fields of every fine-tune
+    domains: tuple[str, ...] = ("original", "target")  # held-out sets every run is scored on
+    epoch: Callable[[], int] | int = TINY_FINETUNE["steps_per_epoch"]  # fine-tune steps per epoch
+    launcher: Callable[..., RunResult] | None = None  # runs too large for one process
+
+
+def tiny_setting() -> Setting:
+    return Setting("tiny", PRESETS["tiny"].num_layers, PRESETS["tiny"].arch, tiny_base,
+                   finetune={"snapshots": SNAPSHOTS})
+
+
+def small_setting() -> Setting:
+    def base(seed: int):
+        return tiny_base(seed, preset="small", **SMALL_PRETRAIN)
+
+    return Setting("small", PRESETS["small"].num_layers, PRESETS["small"].arch, base,
+                   finetune={"snapshots": SMALL_SNAPSHOTS, **SMALL_FINETUNE})
+
+
+def full_setting(base_model: Path, train_data: Path) -> Setting:
+    from harness.checkpoint import read_config
+    from harness.data import DataSpec, Local
+    from harness.launch import get_or_launch
+
+    config = read_config(base_model)  # one line naming the problem when it is not a checkpoint
+    target = Local(path=str(train_data))
+    data = DataSpec(train=target, evals={"target": target}, batch_size=8, max_len=512)
+    checkpoint = LocalBase(path=str(base_model))
+
+    def epoch() -> int:
+        from harness.data import load
+        from harness.runs.runner import tokenizer_for
+
+        return len(load(data, tokenizer_for(checkpoint))[0]) // data.batch_size
+
+    return Setting("full", config["num_hidden_layers"], config.get("model_type", arch_facts.FALLBACK),
+                   lambda seed: checkpoint, finetune={"data": data, "lr": 1e-5, "epochs": 1},
+                   domains=("target",), epoch=epoch, launcher=get_or_launch)
