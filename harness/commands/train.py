@@ -215,11 +215,17 @@ class TokenRate:
 
         self.bar = tqdm(total=total, desc="train", unit="step", dynamic_ncols=True)
         self.tokens_per_step, self.label = tokens_per_step, "tok/s" if packed else "pad tok/s"
-        self.t0 = time.perf_counter()
+        self.first: tuple[int, float] | None = None  # (step, time) of the first step seen
 
     def __call__(self, info) -> None:
-        rate = info.step * self.tokens_per_step / max(time.perf_counter() - self.t0, 1e-9)
-        self.bar.set_postfix_str(f"loss {info.loss:.3f}, {rate:,.0f} {self.label}", refresh=False)
+        # Timed from the end of the first step: loading the base and the step-0 scores are not training.
+        now, text = time.perf_counter(), f"loss {info.loss:.3f}"
+        if self.first is None:
+            self.first = (info.step, now)
+        elif now > self.first[1]:
+            rate = (info.step - self.first[0]) * self.tokens_per_step / (now - self.first[1])
+            text += f", {rate:,.0f} {self.label}"
+        self.bar.set_postfix_str(text, refresh=False)
         self.bar.update(info.step - self.bar.n)
 
     def close(self) -> None:
