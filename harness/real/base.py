@@ -160,13 +160,14 @@ def _atomic_build(entry: Path, build) -> Path:
     with FileLock(str(entry) + ".lock"):
         if _entry_ok(entry):
             return entry
-        if entry.exists():  # an older writer died between rename and... cannot happen; be safe
+        if entry.exists():  # an entry without its files: not ours to trust, rebuilt
             shutil.rmtree(entry, ignore_errors=True)
         for debris in entry.parent.glob(f".tmp-{entry.name}-*"):
             shutil.rmtree(debris, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{entry.name}-", dir=entry.parent))
         try:
             build(tmp)
+            os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide a shared cache's base from other users
             os.replace(tmp, entry)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
