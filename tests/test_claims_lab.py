@@ -21,8 +21,8 @@ Skipped = pytest.skip.Exception
 class SpecLab(ex.Lab):
     """A Lab whose runs are their specs: what would be trained, without training it."""
 
-    def _get(self, spec):
-        return spec
+    def _get(self, seed, spec_of):
+        return spec_of(seed)
 
 
 def test_seed_layout_at_each_depth():
@@ -91,3 +91,21 @@ def test_manifest_lab_gives_its_one_run_and_skips_the_rest():
     for reason, call in reasons.items():
         with pytest.raises(Skipped, match=reason):
             call()
+
+
+def test_a_missing_run_trains_with_the_other_seeds_of_its_kind(monkeypatch, tmp_path):
+    """The lab asks the cache for a kind's missing seeds at once (one stacked computation)."""
+    calls = []
+
+    def many(specs, cache):
+        calls.append([s.seed for s in specs])
+        return [f"run-{s.seed}" for s in specs]
+
+    monkeypatch.setattr(ex, "get_or_run_many", many)
+    monkeypatch.setattr(ex, "lookup", lambda spec, cache: None)
+    monkeypatch.setattr(ex, "get_or_run", lambda spec, cache, progress: f"alone-{spec.seed}")
+    lab = ex.Lab(tmp_path, st.tiny_setting(), together=(0, 1, 2))
+    assert lab.upscaled(1, "contiguous") == "run-1"
+    assert lab.base(2) == "run-2" and calls == [[0, 1, 2], [0, 1, 2]]
+    assert lab.normal(7) == "alone-7"  # a seed outside the session's list trains alone
+    assert ex.Lab(tmp_path, st.tiny_setting()).normal(1) == "alone-1"
