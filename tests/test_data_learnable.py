@@ -1,11 +1,15 @@
 """The tiny defaults do what the claims need: a base learns the original domain, a fine-tune
-learns the target domain, and the fine-tune erodes the original (forgetting).
+learns the target domain, and the fine-tune erodes the original (forgetting), under the default
+(additive) target and under the conflicting one.
 
-Runs the real defaults (tiny_base / finetune, seed 0): ~10 s pre-training plus ~4 s fine-tune on
-one core. Measured on the 2-core dev machine while other jobs ran (seed 0; seeds 0-7 in the
-report): base original loss 0.01, exact match 1.00 (chance: loss ln 12 = 2.48 per letter, exact
-match 12^-4); fine-tune target loss 5.8 -> 1.3, original loss 0.01 -> 2.0.
-Margins below are far from those values, so they hold for any seed we tried.
+Runs the real defaults (tiny_base / finetune, seed 0) of the 16-layer tiny world (tasks.VERSION 5,
+docs/tiny-world.md): ~37 s of CPU for pre-training (500 steps) plus ~5 s per fine-tune on one
+thread. Measured (seeds 0 and 1; the script is in docs/tiny-world.md): base original
+loss 0.0025 / 0.0002, exact match 1.00 / 1.00 (chance: loss ln 12 = 2.48 per letter); default
+fine-tune target loss 6.3 -> 0.68 / 8.1 -> 1.35, original loss rises by 2.0 / 3.3; conflict
+fine-tune target loss 5.9 -> 1.7 / 8.5 -> 1.8, original loss rises by 1.1 / 3.1.
+Margins below are far from those values. Needs the pre-training length of the tiny world
+(TINY_PRETRAIN steps=500, lr=3e-3 in harness/runs/spec.py): 200 steps leave it unlearned.
 """
 
 import math
@@ -14,7 +18,7 @@ import time
 import pytest
 import torch
 
-from harness.data import TokenSet
+from harness.data import DataSpec, TokenSet
 from harness.runs import finetune, get_or_run, tiny_base
 from harness.train import evaluate
 
@@ -23,8 +27,12 @@ CHANCE_LOSS = math.log(12)  # a uniform guess over the 12-letter alphabet
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("uplab-cache")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("uplab-cache")
+
+
+@pytest.fixture(scope="module")
+def runs(cache):
     t0 = time.perf_counter()
     base = get_or_run(tiny_base(0), cache)
     t1 = time.perf_counter()
@@ -50,6 +58,16 @@ def test_finetune_learns_target_and_forgets_original(runs):
     assert after["target"]["tok_acc"] > before["target"]["tok_acc"] + 0.2
     assert after["original"]["loss"] > before["original"]["loss"] + 0.3, (before["original"], after["original"])
     assert after["original"]["acc"] < before["original"]["acc"] - 0.2
+
+
+def test_conflict_finetune_learns_it_and_forgets_original(runs, cache):
+    _, tuned = runs
+    size = tuned.spec.data.train.size  # the default fine-tune's length, on the other target
+    conflict = get_or_run(finetune(tiny_base(0), data=DataSpec.synthetic("conflict", size=size)), cache)
+    assert conflict.spec.data.evals["target"].domain == "conflict"
+    before, after = conflict.scores(0), conflict.scores()
+    assert after["target"]["loss"] < 0.5 * before["target"]["loss"], (before["target"], after["target"])
+    assert after["original"]["loss"] > before["original"]["loss"] + 0.3, (before["original"], after["original"])
 
 
 def test_exact_match_is_greedy_decoding(runs):
