@@ -123,6 +123,13 @@ def save(spec: TinySpec, seed: int, out: str | Path) -> Path:
 
 
 def preset(name: str, **overrides) -> TinySpec:
-    if name not in PRESETS:
-        raise UplabError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return replace(PRESETS[name], **overrides)
+    """A preset by name; `NAME@L` is NAME at depth L (e.g. a base pre-trained natively at an
+    upscale's depth, the control that separates an upscale's room from its parameter count)."""
+    base, _, layers = name.partition("@")
+    if base not in PRESETS:
+        raise UplabError(f"unknown preset {base!r}; choose one of {', '.join(PRESETS)}")
+    if layers:
+        if not layers.isdigit() or not 1 <= int(layers) <= 4096:
+            raise UplabError(f"preset {name!r}: the depth after '@' must be an integer in [1, 4096]")
+        overrides = {"num_layers": int(layers), **overrides}
+    return replace(PRESETS[base], **overrides)

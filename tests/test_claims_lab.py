@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from harness.claims import NotApplicable
 from harness.claims import lab as ex
 from harness.claims import settings as st
 from harness import tiny
@@ -109,3 +110,17 @@ def test_a_missing_run_trains_with_the_other_seeds_of_its_kind(monkeypatch, tmp_
     assert lab.base(2) == "run-2" and calls == [[0, 1, 2], [0, 1, 2]]
     assert lab.normal(7) == "alone-7"  # a seed outside the session's list trains alone
     assert ex.Lab(tmp_path, st.tiny_setting()).normal(1) == "alone-1"
+
+
+def test_registered_targets_and_native_depth_controls():
+    lab = SpecLab(Path("c"), st.tiny_setting())
+    conflict = lab.upscaled(2, "contiguous", target="conflict")
+    assert conflict.data.train.domain == "conflict" and conflict.plan == lab.plan("contiguous")
+    assert lab.normal(2).data.train.domain == "target"
+    deep = lab.normal(2, depth=28)
+    assert deep.base.base.preset == "tiny@28" and deep.base.seed == 2 and deep.plan is None
+    full = SpecLab(Path("c"), st.Setting("full", 4, "llama", lambda s: LocalBase(path="/m")))
+    with pytest.raises(NotApplicable, match="'conflict' target"):
+        full.normal(0, target="conflict")
+    with pytest.raises(NotApplicable, match="pre-trained at depth 9"):
+        full.normal(0, depth=9)

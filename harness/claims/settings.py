@@ -65,11 +65,21 @@ class Setting:
     domains: tuple[str, ...] = ("original", "target")  # held-out sets every run is scored on
     epoch: Callable[[], int] | int = TINY_FINETUNE["steps_per_epoch"]  # fine-tune steps per epoch
     launcher: Callable[..., RunResult] | None = None  # runs too large for one process
+    target_data: Callable[[str], Any] | None = None  # registry target name -> fine-tune DataSpec
+    native_base: Callable[[int, int], Any] | None = None  # (seed, depth) -> a base pre-trained at depth
+
+
+def synthetic_target(domain: str):
+    """The default fine-tune's data on another synthetic target domain (e.g. "conflict")."""
+    from harness.data import DataSpec
+
+    return DataSpec.synthetic(domain, size=TINY_FINETUNE["data_size"])
 
 
 def tiny_setting() -> Setting:
     return Setting("tiny", PRESETS["tiny"].num_layers, PRESETS["tiny"].arch, tiny_base,
-                   finetune={"snapshots": SNAPSHOTS})
+                   finetune={"snapshots": SNAPSHOTS}, target_data=synthetic_target,
+                   native_base=lambda seed, depth: tiny_base(seed, preset=f"tiny@{depth}"))
 
 
 def small_setting() -> Setting:
@@ -77,7 +87,8 @@ def small_setting() -> Setting:
         return tiny_base(seed, preset="small", **SMALL_PRETRAIN)
 
     return Setting("small", PRESETS["small"].num_layers, PRESETS["small"].arch, base,
-                   finetune={"snapshots": SMALL_SNAPSHOTS, **SMALL_FINETUNE})
+                   finetune={"snapshots": SMALL_SNAPSHOTS, **SMALL_FINETUNE}, target_data=synthetic_target,
+                   native_base=lambda seed, depth: tiny_base(seed, preset=f"small@{depth}", **SMALL_PRETRAIN))
 
 
 def full_setting(base_model: Path, train_data: Path) -> Setting:
