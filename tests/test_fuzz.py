@@ -17,6 +17,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from harness.cli import main
 from harness.errors import UplabError
 
 LIMIT_S = 20  # "an answer within seconds": generous for a loaded 2-core machine
+MEMORY = 4 * 2**30  # more than any case needs; a missing size guard needs far more
 DEPTH = 4
 # No shrinking: every case is already small, and a failing case is reported as drawn.
 FUZZ = settings(max_examples=5, deadline=None, database=None, derandomize=True,
@@ -81,12 +83,28 @@ class Case:
         return f"Case(argv={self.argv}, expect={self.expect!r})"
 
 
+@contextlib.contextmanager
+def memory_limit(extra_bytes: int):
+    """Cap this process's address space at its current size plus `extra_bytes`: a missing size
+    guard then fails as MemoryError instead of growing until the OOM killer picks a process on a
+    shared machine."""
+    vm = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                  if line.startswith("VmSize:")).split()[1]) * 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (vm + extra_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_cli(argv: list[str], cwd: Path) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     before = Path.cwd()
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(LIMIT_S):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), time_limit(LIMIT_S), \
+                memory_limit(MEMORY):
             try:
                 code = main(argv)
             except SystemExit as e:  # argparse
@@ -502,7 +520,7 @@ def test_manifests(pristine, tmp_path, kind):
         for make in case.build:
             make(folder)
         before = snapshot(tmp_path)
-        with pytest.raises(UplabError) as info, time_limit(LIMIT_S):
+        with pytest.raises(UplabError) as info, time_limit(LIMIT_S), memory_limit(MEMORY):
             load_manifest(folder / "m.yml")
         message = str(info.value)
         assert "\n" not in message and re.search(case.expect, message), (case, message)
