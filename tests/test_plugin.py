@@ -173,7 +173,7 @@ def test_header_says_how_the_run_was_configured(uplab):
 def test_help_lists_options_in_one_group(uplab):
     text = " ".join(uplab.runpytest("--help").stdout.str().split())
     assert "uplab: claims about upscaled LLMs:" in text
-    for option in ("--scale={tiny,small,full}", "--seeds=N", "--run-cache=DIR", "--report-dir=DIR",
+    for option in ("--scale={tiny,small,full,real}", "--seeds=N", "--run-cache=DIR", "--report-dir=DIR",
                    "--alpha=ALPHA", "--base-model=PATH", "--train-data=PATH", "--checkpoints=MANIFEST"):
         assert option in text, option
     for default in ("(default: tiny)", "(default: 12)", "(default: .uplab-cache under the rootdir)",
@@ -282,9 +282,9 @@ def write_tiny_manifest(folder):
     from harness.claims.settings import plan_for
     from harness import tiny
 
-    tiny.save(tiny.preset("tiny"), 0, folder / "m-base")
+    tiny.save(tiny.preset("tiny8"), 0, folder / "m-base")
     for name in ("m-up", "m-epoch1"):
-        tiny.save(tiny.preset("tiny", num_layers=14), 0, folder / name)
+        tiny.save(tiny.preset("tiny8", num_layers=14), 0, folder / name)
     (folder / "m-plan.yml").write_text(plan_for("contiguous", 8).text)
     (folder / "manifest.yaml").write_text(
         "base: m-base\nupscale: m-plan.yml\nupscaled: m-up\nsnapshots: [{path: m-epoch1, epoch: 1}]\n")
@@ -329,7 +329,8 @@ def test_param_ids_read_scale_then_case(uplab):
 
 
 @pytest.mark.parametrize("args, selected", [
-    (["-m", "not gpu"], ["test_x[tiny-contiguous]", "test_x[tiny-interleaved]", "test_at_option_scale"]),
+    (["-m", "not gpu"], ["test_x[tiny-contiguous]", "test_x[tiny-interleaved]", "test_x[real-contiguous]",
+                         "test_x[real-interleaved]", "test_at_option_scale"]),
     (["-m", "gpu and not full"], ["test_x[small-contiguous]", "test_x[small-interleaved]"]),
     (["-m", "full"], ["test_x[full-contiguous]", "test_x[full-interleaved]"]),
     (["--scale", "small"], ["test_x[small-contiguous]", "test_x[small-interleaved]", "test_at_option_scale"]),
@@ -344,7 +345,8 @@ def test_marks_and_scale_option_select(uplab, args, selected):
 
 
 def test_param_helpers():
-    assert [p.id for p in scales()] == ["tiny", "small", "full"]
+    assert [p.id for p in scales()] == ["tiny", "small", "full", "real"]
+    assert "real" in [m.name for m in scale_marks("real")]
     assert [m.name for m in scale_marks("full")] == ["gpu", "full"]
     assert scale_marks("tiny") == ()
     grid = scale_grid({"one": 1, "five": 5}, ["tiny", "small"])

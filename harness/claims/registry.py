@@ -126,7 +126,8 @@ class Registry(_Frozen):
     schema_: Literal["uplab.registry/1"] = Field(alias="schema")
     registered: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     alpha: float = Field(gt=0, lt=1)
-    targets: dict[str, str]  # fine-tune target domain -> why a claim would use it
+    # fine-tune target domain -> why a case would use it; a user's registry may leave it out
+    targets: dict[str, str] = {"target": "the scale's fine-tune data"}
     claims: dict[str, Entry]
 
     @model_validator(mode="after")
