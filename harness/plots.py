@@ -61,8 +61,9 @@ def effects_strip(
     ci: tuple[float, float] | None = None,
     title: str | None = None,
     xlabel: str = "per-run effect",
+    ci_label: str = "mean, 90% interval (one-sided 95% bounds)",
 ) -> Figure:
-    """Strip plot of per-seed effects: one dot per run, the mean with its CI, zero and ±SESOI.
+    """Strip plot of per-seed effects: one dot per run, the mean with its interval, zero and ±SESOI.
 
     `direction` ("greater"/"less") is written in the corner, so the reader sees at a glance
     which side of zero the claim needs. Points are spread vertically by seed order (not random
@@ -90,7 +91,7 @@ def effects_strip(
     if ci is not None and all(c is not None and np.isfinite(c) for c in ci):
         lo, hi = float(ci[0]), float(ci[1])
         ax.errorbar([centre], [0.1], xerr=[[centre - lo], [hi - centre]], fmt="D",
-                    color=COLOUR_MEAN, capsize=4, zorder=4, label="mean, CI")
+                    color=COLOUR_MEAN, capsize=4, zorder=4, label=ci_label)
     else:
         ax.plot([centre], [0.1], "D", color=COLOUR_MEAN, zorder=4, label="mean")
     ax.set_ylim(0.0, 1.05)
