@@ -38,9 +38,12 @@ def test_an_unknown_case_names_the_valid_ones_before_any_run(claim_id):
 
 # Measures that need only the base, the plain fine-tune and the contiguous upscale of each seed,
 # with the units of the within-run form where the claim has one: "roles" (one dup unit per
-# duplicated source layer, one orig unit per orig layer), "dups" (the dup units alone),
+# duplicated source layer, one orig unit per orig layer), "dups" (the dup units alone, or one
+# paired unit per duplicated source layer: dups_more_responsive's depth-matched contrast),
 # "modules" (one per module: the contiguous layout's slices all copy the same source range).
-CHEAP = {("dups_more_responsive", "contiguous"): "roles", ("upscale_room", "contiguous"): None,
+CHEAP = {("dups_more_responsive", "contiguous"): "dups", ("dups_more_responsive", "contiguous-all-layers"): "roles",
+         ("upscale_room", "contiguous"): None, ("upscale_retains_more", "contiguous-same-steps"): None,
+         ("merge_back_first_layers", "normal-uncontrolled"): None,
          ("top_down_gradient", "descent"): None, ("top_down_gradient", "descent-slope"): None,
          ("top_down_gradient", "rank"): None, ("o_proj_less_sensitive", "contiguous"): "dups",
          ("first_layers_outliers", "normal"): None, ("slice_own_gradient", "within"): "modules",

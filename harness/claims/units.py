@@ -24,6 +24,7 @@ from harness.layermap import LayerMap, Role
 # `Within.unit` texts: what one value of the within-run test stands for.
 SOURCE_LAYER = "source layer (copies of one source averaged)"
 SOURCE_LAYER_BY_ROLE = "source layer per role (dup copies of one source averaged; orig layers as they are)"
+DUP_SOURCE_PAIRED = "duplicated source layer (its dup copies averaged, paired with its own orig copy)"
 
 
 def by_source(values: Mapping[int, float], lm: LayerMap, role: Role | None = None) -> dict[int, float]:
@@ -55,6 +56,18 @@ def dup_units(values: Mapping[int, float], lm: LayerMap) -> tuple[float, ...]:
     if not units:
         raise ValueError("a form over the duplicates needs values of at least one dup layer")
     return units
+
+
+def source_pairs(values: Mapping[int, float], lm: LayerMap) -> dict[int, tuple[float, float]]:
+    """Per duplicated source layer: (mean of `values` over its dup copies, value of its orig copy),
+    a depth-matched pair (each duplicate against its own source). Keys sorted by source layer."""
+    dup, orig = by_source(values, lm, "dup"), by_source(values, lm, "orig")
+    if not dup:
+        raise ValueError("a paired form needs values of at least one dup layer")
+    missing = [s for s in dup if s not in orig]
+    if missing:
+        raise ValueError(f"duplicated source layers {missing} have no orig copy with a value to pair with")
+    return {s: (dup[s], orig[s]) for s in dup}
 
 
 def slice_units(values: Mapping[tuple[tuple[int, ...], str], float], lm: LayerMap) -> tuple[float, ...]:

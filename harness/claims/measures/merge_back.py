@@ -5,25 +5,31 @@ different from the original. I wonder if we could recover smarts by merging that
 base, or if those layers contain the most influence and must be preserved."
 
 Operationalisation: per seed, the normal fine-tune (no upscale, as the seed says it is not
-related to upscaling). Reset decoder layers 0 and 1 to the base's weights (the run's step-0
-snapshot; embeddings and the other layers keep their fine-tuned weights). Effect: held-out
-original-domain loss after the reset − before. Claimed direction: < 0 (smarts recovered). The
-target-domain cost of the same reset (after − before) is shown next to it per seed. One case:
-normal.
+related to upscaling). Reset an adjacent pair of decoder layers to the base's weights (the run's
+step-0 snapshot; embeddings and the other layers keep their fine-tuned weights) and score both
+held-out sets. When the target conflicts with the original domain, restoring any two fine-tuned
+layers lowers the original loss, so the first layers are compared with control pairs at an
+exchange rate: e(pair) = (original loss after − before) / max(target loss after − before,
+0.01 nats), the original loss recovered per nat of target loss given up. Primary effect
+(`normal`): e(0, 1) − median over the other adjacent pairs (k, k+1), k ≥ 2, of e. Claimed
+direction: < 0 (the first layers recover more per nat of target lost than a typical pair).
+Secondary `normal-uncontrolled`: the card's question as asked, original loss after resetting
+layers 0-1 − before. Each pair is reset once per seed, scoring both sets, and the evaluations
+are shared by both cases.
 
-Refuted if the CI lies wholly above 0: restoring layers 0-1 makes the original domain worse,
-i.e. the fine-tuned first layers must be preserved (the seed's other alternative).
+Refuted if the CI lies wholly above 0: restoring layers 0-1 buys back less original ability per
+nat of target lost than restoring other layers does.
 """
 
 from __future__ import annotations
 
-from harness.claims.function import heldout, loss, reset_loss
+from harness.claims.function import exchange_rate, heldout, loss, pair_contrast, reset_losses
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
 from harness.plots import new_figure
 
-CASES = ("normal",)
+CASES = ("normal", "normal-uncontrolled")
 RESTORED = (0, 1)
 
 
@@ -40,18 +46,47 @@ def cost_plot(orig_change, target_change, seeds):
     return fig
 
 
+# run key -> {pair: (original change, target change)}: one reset pass per pair per seed, shared
+# by both cases (a session measures the primary and the secondary on the same runs).
+_CHANGES: dict[str, dict[tuple[int, int], tuple[float, float]]] = {}
+
+
+def pair_changes(run) -> dict[tuple[int, int], tuple[float, float]]:
+    """Per adjacent pair (k, k+1): (original, target) held-out loss change when the pair is reset
+    to the run's step-0 weights."""
+    if run.key not in _CHANGES:
+        model, base = run.model(), run.state_dict(0)
+        datas = [heldout(run, "original"), heldout(run, "target")]
+        before = [loss(model, d) for d in datas]
+        changes = {}
+        for k in range(model.config.num_hidden_layers - 1):
+            after = reset_losses(model, datas, (k, k + 1), base)
+            changes[(k, k + 1)] = (after[0] - before[0], after[1] - before[1])
+        _CHANGES[run.key] = changes
+    return _CHANGES[run.key]
+
+
+def first_pair_contrast(changes: dict[tuple[int, int], tuple[float, float]]) -> float:
+    """e(0, 1) − median over the pairs (k, k+1), k >= 2, of e (pair (1, 2) shares layer 1)."""
+    rates = {p: exchange_rate(o, t) for p, (o, t) in changes.items() if p == RESTORED or p[0] >= 2}
+    return pair_contrast(rates, RESTORED)
+
+
 @measure("merge_back_first_layers")
 def merge_back_first_layers(lab, seeds: list[int], case: str) -> Measured:
     check_case("merge_back_first_layers", case, CASES)
     lab.needs("original")
     runs = [lab.normal(seed) for seed in seeds]
-    orig_change, target_change = [], []
-    for run in runs:
-        model, base = run.model(), run.state_dict(0)
-        for domain, out in (("original", orig_change), ("target", target_change)):
-            data = heldout(run, domain)
-            out.append(reset_loss(model, data, RESTORED, base) - loss(model, data))
-    return Measured(effects=orig_change, seeds=seeds, runs=[r.key for r in runs],
-                    notes={"target loss change of the reset (cost)": target_change},
+    changes = [pair_changes(run) for run in runs]
+    orig_change = [c[RESTORED][0] for c in changes]
+    target_change = [c[RESTORED][1] for c in changes]
+    notes = {"target loss change of the layers 0-1 reset (cost)": target_change}
+    if case == "normal":
+        effects = [first_pair_contrast(c) for c in changes]
+        notes = {"exchange rate of layers 0-1": [exchange_rate(o, t) for o, t in zip(orig_change, target_change)],
+                 "original loss change of the layers 0-1 reset": orig_change, **notes}
+    else:
+        effects = orig_change
+    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in runs], notes=notes,
                     plots=lambda: {"original gain vs target cost of the reset, per seed":
                                    cost_plot(orig_change, target_change, seeds)})

@@ -9,13 +9,22 @@ Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
 (‖W_t‖ / ‖W_source‖) of the duplicates' zeroed o_proj and down_proj. Time t is the cumulative
 learning rate Σ lr up to the snapshot, not the step: the cosine schedule alone would make any
 steadily growing weight look saturating over steps. `harness.stats.saturation(t, y)` fits a
-saturating and a linear curve; the decision uses one effect: growth ratio − 1, where growth
-ratio = late slope / early slope (least squares over the last and first halves of the points).
-Claimed direction: < 0. (A log ratio would be undefined when the late slope is ≤ 0, the
-strongest saturation.) The AIC comparison (saturating − linear, > 0 favours the ceiling) and
-the step-time growth ratio are reported beside it. One case: contiguous.
+saturating and a linear curve; growth ratio = late slope / early slope (least squares over the
+last and first halves of the points). (A log ratio would be undefined when the late slope is
+≤ 0, the strongest saturation.)
 
-Refuted if the CI lies wholly above 0: the fill accelerates per unit of learning rate.
+Control: under AdamW any weight's growth per unit of LR slows as the loss plateaus, so a slowing
+fill alone is no ceiling of the duplicates' own. The normal fine-tune of the same base runs the
+same 2 epochs, schedule and snapshots (`time.long_normal_run`); its curve is the mean relative
+change ‖W_t − W_0‖ / ‖W_0‖ of o_proj/down_proj over all layers, over its own Σ lr. Primary effect
+(contiguous): growth ratio of the dups' fill − growth ratio of the normal layers' change.
+Claimed direction: < 0 (the duplicates slow more than ordinary layers under the same schedule).
+Secondary `contiguous-uncontrolled`: the dups' growth ratio − 1 alone. The AIC comparison
+(saturating − linear, > 0 favours the ceiling), the normal curve's growth ratio and the
+step-time growth ratio are reported beside it.
+
+Refuted if the CI lies wholly above 0: the duplicates' fill slows less per unit of learning rate
+than ordinary layers' change does.
 """
 
 from __future__ import annotations
@@ -26,15 +35,20 @@ from harness.claims.lab import deltas
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.claims.time import Long, cumulative_lr, long_run, mean_fill
+from harness.claims.time import Long, cumulative_lr, long_normal_run, long_run, mean_fill, mean_rel
 from harness.plots import new_figure
 from harness.stats import saturation
 
-CASES = ("contiguous",)
+CASES = ("contiguous", "contiguous-uncontrolled")
 
 
 def fill_curve(run, lm, grid) -> list[float]:
     return [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in grid]
+
+
+def change_curve(run, grid) -> list[float]:
+    """The normal run's mean relative change of o_proj/down_proj (all layers) at each grid step."""
+    return [mean_rel(deltas(run, None, 0, s)) if s else 0.0 for s in grid]
 
 
 def trajectory_plot(grid, curves, times, fits, seeds):
@@ -71,18 +85,27 @@ def fit_table(fits, step_fits, seeds):
 
 @measure("dups_saturate")
 def dups_saturate(lab, seeds: list[int], case: str) -> Measured:
-    strategy = check_case("dups_saturate", case, CASES)
+    check_case("dups_saturate", case, CASES)
     lab.needs_training("its learning-rate schedule and snapshots every quarter epoch")
-    lm = lab.layer_map(strategy)
+    lm = lab.layer_map("contiguous")
     grid = Long(lab.epoch_steps).grid
     runs = [long_run(lab, seed) for seed in seeds]
     curves = [fill_curve(r, lm, grid) for r in runs]
     times = [cumulative_lr(r.metrics, grid) for r in runs]
     fits = [saturation(t, y) for t, y in zip(times, curves)]
     step_fits = [saturation(grid, y) for y in curves]
-    effects = [f.growth_ratio - 1 for f in fits]
-    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in runs],
-                    notes={"ΔAIC saturating − linear (Σ lr)": [f.delta_aic for f in fits],
-                           "growth ratio − 1 over steps": [g.growth_ratio - 1 for g in step_fits]},
+    notes = {"ΔAIC saturating − linear (Σ lr)": [f.delta_aic for f in fits],
+             "growth ratio − 1 over steps": [g.growth_ratio - 1 for g in step_fits]}
+    used = list(runs)
+    if case == "contiguous":
+        normal = [long_normal_run(lab, seed) for seed in seeds]
+        used += normal
+        normal_fits = [saturation(cumulative_lr(r.metrics, grid), change_curve(r, grid)) for r in normal]
+        effects = [f.growth_ratio - g.growth_ratio for f, g in zip(fits, normal_fits)]
+        notes = {"growth ratio, dup fill (Σ lr)": [f.growth_ratio for f in fits],
+                 "growth ratio, normal o/down change (Σ lr)": [g.growth_ratio for g in normal_fits], **notes}
+    else:
+        effects = [f.growth_ratio - 1 for f in fits]
+    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in used], notes=notes,
                     plots=lambda: {"fill trajectories": trajectory_plot(grid, curves, times, fits, seeds),
                                    "fits per seed": fit_table(fits, step_fits, seeds)})
