@@ -162,3 +162,23 @@ def test_checkpoint_bases_find_their_tokenizer(tmp_path):
         tokenizer_for(LocalBase(path=str(tmp_path / "other")))
     with pytest.raises(UplabError, match="has no config.json"):
         load_base(LocalBase(path=str(tmp_path / "nowhere")))
+
+
+def test_a_base_without_a_readable_depth_is_refused_before_loading(tmp_path):
+    """Through the run specs too (the plugin's --base-model), a depth is read, never defaulted."""
+    import json as _json
+
+    from harness import tiny as _tiny
+    from harness.errors import UplabError
+    from harness.runs.runner import load_checkpoint
+
+    folder = _tiny.save(_tiny.preset("tiny8"), 0, tmp_path / "m")
+    config = _json.loads((folder / "config.json").read_text())
+    del config["num_hidden_layers"]
+    (folder / "config.json").write_text(_json.dumps(config))
+    with pytest.raises(UplabError, match="num_hidden_layers"):
+        load_checkpoint(str(folder))
+    config["num_hidden_layers"] = 12  # more layers than the weights hold
+    (folder / "config.json").write_text(_json.dumps(config))
+    with pytest.raises(UplabError, match="config.json gives 12 layers but the weights hold layers 0-7"):
+        load_checkpoint(str(folder))

@@ -55,9 +55,16 @@ def tokenizer_for(base):
 def load_checkpoint(path: str):
     from transformers import AutoModelForCausalLM
 
+    from harness.checkpoint import Checkpoint, check_layers, read_model
+
     p = Path(path).expanduser()
     if not (p / "config.json").is_file():
         raise UplabError(f"base checkpoint {str(p)!r} has no config.json; pass a local HF model folder")
+    # The depth is read and checked against the weights before transformers could fill a
+    # missing `num_hidden_layers` with its default and train layers it initialised at random.
+    _, facts, depth = read_model(p)
+    with Checkpoint(p) as reader:
+        check_layers(reader.names(), facts, depth, p)
     try:
         return AutoModelForCausalLM.from_pretrained(str(p), local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError) as e:
