@@ -78,12 +78,12 @@ def test_consistency_check_reads_images_not_just_ops():
 @pytest.mark.parametrize("name", ["tiny", "tiny-llama", "tiny-qwen2"])
 def test_deep_preset_depth_and_size(name):
     spec = tiny.PRESETS[name]
-    assert spec.num_layers == 16 and spec.hidden == 32
+    assert spec.num_layers == 16 and spec.hidden == 16
     start, end = seed_layout_range(spec.num_layers)
     assert (start, end) == (6, 12) and end - start >= 6  # the seed's range as a 6-layer slice
     n = sum(p.numel() for p in tiny.build(spec, 0).parameters())
-    # twice the 8-layer preset's depth at half its width: ~half its parameters
-    assert n == {"tiny": 156_800, "tiny-llama": 156_800, "tiny-qwen2": 157_824}[name]
+    # twice the 8-layer preset's depth at a quarter of its width: ~1/8 of its parameters
+    assert n == {"tiny": 41_536, "tiny-llama": 41_536, "tiny-qwen2": 42_048}[name]
 
 
 def test_eight_layer_preset_is_kept():
