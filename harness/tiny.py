@@ -1,6 +1,6 @@
 """Decoder presets of the `tiny` and `small` scales (DESIGN §4), built from a seed, saved like any HF checkpoint.
 
-`tiny` (~0.04M parameters, 16 layers, hidden 16) pre-trains on one CPU thread in ~25 s;
+`tiny` (~0.04M parameters, 16 layers, hidden 16) pre-trains on one CPU thread in ~35 s;
 `tiny8` is the 8-layer, hidden-64 preset it replaced (~0.3M). `small` (16 layers, hidden
 256, ~16M parameters) is what the claim suite trains on one GPU: its 104 runs keep their fp32
 snapshots in the run cache (63 MB each, ~30 GB for the suite), which a wider model would not fit on
@@ -83,7 +83,7 @@ _SMALL = dict(num_layers=16, hidden=256, intermediate=1024, heads=4, kv_heads=2,
 # seed's are 2/55 = 3.6 %). A quarter of the 8-layer preset's width: narrow layers each do
 # less, so the composition spreads over more of them (median single-layer skip cost 0.05-0.19
 # nats at width 16 against 0.003-0.011 at 32, seeds 0-2), and a step is cheap enough (~0.03 s
-# CPU) for the 800 pre-training steps it needs.
+# CPU) for the ~1200 pre-training steps it needs (at 800, one seed of six had not learned).
 _TINY = dict(num_layers=16, hidden=16, intermediate=32, heads=2, kv_heads=1)
 
 PRESETS: dict[str, TinySpec] = {
