@@ -46,7 +46,7 @@ def random_state(num_layers: int = 6, seed: int = 0, *, tie: bool = False, arch:
 
 @functools.lru_cache(maxsize=16)
 def _random_state(num_layers: int, seed: int, tie: bool, arch: str) -> dict:
-    model = tiny.build(tiny.preset("tiny", num_layers=num_layers, tie_embeddings=tie, arch=arch), seed)
+    model = tiny.build(tiny.preset("tiny8", num_layers=num_layers, tie_embeddings=tie, arch=arch), seed)
     g = torch.Generator().manual_seed(seed)
     return {k: torch.randn(v.shape, generator=g) * 0.2 for k, v in model.state_dict().items()}
 

@@ -17,7 +17,7 @@ TOL = 1e-6  # fp32 CPU, nats/token: the same computation, up to summation order
 
 
 def model_from(sd: dict, num_layers: int):
-    model = tiny.build(tiny.preset("tiny", num_layers=num_layers, tie_embeddings=False), 0)
+    model = tiny.build(tiny.preset("tiny8", num_layers=num_layers, tie_embeddings=False), 0)
     model.load_state_dict(sd)
     return model.eval()
 

@@ -124,7 +124,7 @@ def small(**kw):
 
 def test_upscale_starts_as_the_base_and_bases_are_shared(tmp_path):
 
-    base = tiny_base(0, steps=8, data=small(domain="original"))
+    base = tiny_base(0, preset="tiny8", steps=8, data=small(domain="original"))
     plan = contiguous(4, 6, num_layers=8, copies=2)
     up = get_or_run(finetune(base, plan=plan, steps=2, data=small(domain="target")), tmp_path)
     b = get_or_run(base, tmp_path)
@@ -151,7 +151,7 @@ def test_checkpoint_bases_find_their_tokenizer(tmp_path):
     from harness.data import ByteTokenizer
     from harness.runs.runner import load_base, tokenizer_for
 
-    tiny.build(tiny.PRESETS["tiny"], 0).save_pretrained(tmp_path / "bare")  # no uplab_tiny.json
+    tiny.build(tiny.PRESETS["tiny8"], 0).save_pretrained(tmp_path / "bare")  # no uplab_tiny.json
     assert isinstance(tokenizer_for(LocalBase(path=str(tmp_path / "bare"))), ByteTokenizer)
     assert load_base(LocalBase(path=str(tmp_path / "bare"))).config.num_hidden_layers == 8
     big = tiny.TinySpec(num_layers=2)

@@ -28,7 +28,7 @@ def small_spec(**kw):
 
 def run(spec, model=None, callbacks=()):
     """Train directly (no cache): returns (snapshots by step, metrics)."""
-    model = model if model is not None else tiny.build(tiny.PRESETS["tiny"], 0)
+    model = model if model is not None else tiny.build(tiny.PRESETS["tiny8"], 0)
     train_set, evals = load(spec.data, TOK)
     snaps = {}
     metrics = train(model, spec, train_set, evals, pad_id=TOK.pad_id, progress=False,
@@ -39,7 +39,7 @@ def run(spec, model=None, callbacks=()):
 @pytest.fixture
 def zeroed_model():
     """A tiny model whose layers ZEROED start as identities, like an upscale's duplicates."""
-    model = tiny.build(tiny.PRESETS["tiny"], 0)
+    model = tiny.build(tiny.PRESETS["tiny8"], 0)
     with torch.no_grad():
         for i in ZEROED:
             model.model.layers[i].self_attn.o_proj.weight.zero_()
