@@ -50,10 +50,11 @@ class TinySpec:
                 f"no preset for architecture {self.arch!r}; choose one of "
                 f"{', '.join(sorted(_CONFIG_CLASSES))}"
             )
-        if self.hidden % self.heads or self.heads % self.kv_heads:
+        if self.hidden % self.heads or self.heads % self.kv_heads or (self.hidden // self.heads) % 2:
             raise UplabError(
-                f"decoder spec needs hidden % heads == 0 and heads % kv_heads == 0, got "
-                f"hidden={self.hidden}, heads={self.heads}, kv_heads={self.kv_heads}"
+                f"decoder spec needs hidden % heads == 0, an even head width (hidden / heads, for "
+                f"rotary embeddings) and heads % kv_heads == 0, got hidden={self.hidden}, "
+                f"heads={self.heads}, kv_heads={self.kv_heads}"
             )
         config = _CONFIG_CLASSES[self.arch](
             vocab_size=VOCAB_SIZE,
