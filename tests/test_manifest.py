@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def trained(tmp_path_factory):
     """A tiny base and a 2-epoch fine-tune (8 steps an epoch) of its contiguous upscale."""
     cache = tmp_path_factory.mktemp("cache")
-    base = tiny_base(0, steps=40)
+    base = tiny_base(0, preset="tiny8", steps=40)
     run = finetune(base, plan=plan_for("contiguous", 8), epochs=2, data=_target(8 * 32))
     return get_or_run(base, cache), get_or_run(run, cache)
 
@@ -124,7 +124,13 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
     for c in claims:
         assert c["scale"] == "full" and c["case"] == ("within" if c["id"] == "slice_own_gradient" else "contiguous")
         assert c["decision"]["within_run"] is True and c["decision"]["n"] == 1
-        assert "Within-run fallback" in c["method"]
+        assert c["method"].startswith("within-run: units (source layers) are not independent replicates")
+        # the effective n is counted in independent units (copies of one source layer are one),
+        # and no seed list is shown that was not used
+        assert "of one run trained elsewhere" in c["units"] and c["seeds"] is None and c["effects"] is None
+        assert int(c["units"].split()[0]) < 14 + 6  # fewer units than output layers (dup copies merged)
+        if c["primary"]:
+            assert c["family"]["size"] == 5 and "upscale_room" in c["family"]["not_decided"]
     assert "--checkpoints gives one run trained elsewhere" in proc.stdout
     assert "the manifest holds one upscale" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
