@@ -6,8 +6,9 @@ Operationalisation: per seed, the contiguous upscale fine-tuned with LoRA instea
 fine-tuning (peft, r=8, alpha=16, every linear module, every layer; LR, steps and data order as
 the default fine-tune: one extra run kind). The snapshots store the effective weights W + s·B·A,
 so ΔW from step 0 to the end is exactly the adapter's s·B·A. Effect: the dups_more_responsive
-effect on that ΔW, log(mean rel over dup layers / mean rel over orig layers), full-scale modules
-(the norms do not train under LoRA: 0 in every layer, which leaves the ratio unchanged).
+effect on that ΔW, depth-matched (per duplicated source layer, log(mean rel of its copies / rel
+of its original copy), averaged), full-scale modules (the norms do not train under LoRA: 0 in
+every layer, which leaves the ratio unchanged).
 Claimed direction: > 0. One case: contiguous.
 
 Beside it, per seed: the target loss LoRA − full upscale (at the shared default LR LoRA learns
@@ -25,7 +26,7 @@ from harness.claims.lab import deltas
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.claims.patterns import dup_orig_log_ratio
+from harness.claims.patterns import depth_matched_log_ratio
 from harness.plots import new_figure
 
 CASES = ("contiguous",)
@@ -49,7 +50,7 @@ def lora_same_pattern(lab, seeds: list[int], case: str) -> Measured:
     lm = lab.layer_map(strategy)
     runs = [lab.upscaled(seed, strategy, mode=LORA) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
-    effects = [dup_orig_log_ratio(rows, lm) for rows in per_run]
+    effects = [depth_matched_log_ratio(rows, lm) for rows in per_run]
     full = [lab.upscaled(seed, strategy) for seed in seeds]
     notes = {"target loss, LoRA − full upscale": [final(a, "target") - final(b, "target")
                                                   for a, b in zip(runs, full)]}
