@@ -6,9 +6,10 @@ how missing entries are built: specs equal up to their seed (and their bases' se
 and the missing seeds of a kind train as one stacked computation. Bases are resolved first, as
 a kind of their own.
 
-Locking keeps the cache's protocol (harness.runs.cache): one writer per hash. Each missing seed's
-lock is taken without waiting; a seed whose lock another process holds is left to that process,
-and this call waits for its entry at the end (get_or_run blocks on the lock, then reads it).
+Locking keeps the cache's protocol (harness.runs.cache): one writer per hash. A kind's locks are
+taken in key order, each waited for: of two processes asking for one kind, the first trains every
+missing seed and the second finds them done, so which seeds train together (and so each seed's
+numbers, since stacking changes the summation order) does not depend on timing.
 Kinds the stacked forward cannot reproduce (harness.train.ensemble.cannot_stack says why), a
 kind with one missing seed, and launched (multi-process) runs go through get_or_run one by one.
 """
@@ -18,21 +19,20 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from safetensors.torch import save_file
 
 from harness import data as data_mod
 from harness.errors import UplabError
 from harness.runs.cache import RunResult, _commit, _defect, _remove, default_cache_dir, get_or_run, lookup
-from harness.runs.runner import apply_plan, load_base, snapshot_name, tokenizer_for, versions, write_json, _fsync
-from harness.runs.spec import SCHEMA, RunSpec, Scratch
+from harness.runs.runner import apply_plan, load_base, snapshot_name, tokenizer_for, write_record, _fsync
+from harness.runs.spec import RunSpec, Scratch
 from harness.train import dist
 
 
@@ -74,12 +74,14 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
         raise UplabError(f"cannot create cache folder {str(cache)!r} ({e.strerror}); pick a writable path") from None
     held: list[tuple[RunSpec, FileLock]] = []
     try:
-        for s in specs:
+        # Locks in key order, waiting for each: two processes asking for one kind never split
+        # its seeds between them (the one that gets the first lock trains every missing seed,
+        # the other then finds them done), so which seeds train together, and hence each seed's
+        # numbers (stacking changes the summation order), never depends on timing. Key order
+        # also rules out a deadlock between processes that ask for overlapping seeds.
+        for s in sorted(specs, key=lambda x: x.key):
             lock = FileLock(str(cache / f"{s.key}.lock"))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                continue  # another worker is writing this seed: it is waited for at the end
+            lock.acquire()
             held.append((s, lock))
             entry = cache / s.key
             if entry.exists():
@@ -93,7 +95,7 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
             for debris in cache.glob(f".tmp-{s.key}-*"):
                 shutil.rmtree(debris, ignore_errors=True)
         if len(held) >= 2:
-            mine = [s for s, _ in held]
+            mine = sorted((s for s, _ in held), key=lambda x: x.seed)
             why, expected = _train_together(mine, cache, progress)
             if why is None:
                 return
@@ -147,17 +149,9 @@ def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> tuple[
                 shutil.rmtree(t, ignore_errors=True)
             return str(e), False
         for s, t, (model, source_layers, roles), metrics in zip(specs, tmps, loaded, all_metrics):
-            model.config.to_json_file(str(t / "config.json"))
-            write_json(t / "metrics.json", metrics)
-            write_json(t / "spec.json", {
-                "schema": SCHEMA, "key": s.key, "seed": s.seed, "spec": s.model_dump(mode="json"),
-                "base_key": s.base.key if isinstance(s.base, RunSpec) else None,
-                "source_layers": source_layers, "layers": model.config.num_hidden_layers, "roles": roles,
-                "tokenizer": tok.name, "versions": versions(), "device": metrics["device"],
-                "mixed_precision": metrics["mixed_precision"], "torch_threads": torch.get_num_threads(),
-                "argv": sys.argv[:3], "started": started, "finished": time.time(),
-                "stacked_seeds": [x.seed for x in specs],  # trained as one computation with these
-            })
+            write_record(t, s, model, metrics, source_layers=source_layers, roles=roles,
+                         tokenizer=tok.name, started=started,
+                         stacked_seeds=[x.seed for x in specs])  # trained as one computation with these
             _commit(t, cache / s.key, s)
     except BaseException as e:
         for t in tmps:

@@ -132,14 +132,21 @@ def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = Fal
                     progress=progress, callbacks=callbacks)  # sink: called on the main rank only
     if not dist.is_main():
         return metrics
+    write_record(out, spec, model, metrics, source_layers=source_layers, roles=roles,
+                 tokenizer=tok.name, started=started)
+    return metrics
+
+
+def write_record(out: Path, spec: RunSpec, model, metrics: dict, *, source_layers: int, roles,
+                 tokenizer: str, started: float, **extra) -> None:
+    """A finished run's config, metrics and resolved spec with its provenance, beside its snapshots."""
     model.config.to_json_file(str(out / "config.json"))
     write_json(out / "metrics.json", metrics)
     write_json(out / "spec.json", {
         "schema": SCHEMA, "key": spec.key, "seed": spec.seed, "spec": spec.model_dump(mode="json"),
         "base_key": spec.base.key if isinstance(spec.base, RunSpec) else None,
         "source_layers": source_layers, "layers": model.config.num_hidden_layers, "roles": roles,
-        "tokenizer": tok.name, "versions": versions(), "device": metrics["device"],
+        "tokenizer": tokenizer, "versions": versions(), "device": metrics["device"],
         "mixed_precision": metrics["mixed_precision"], "torch_threads": torch.get_num_threads(),
-        "argv": sys.argv[:3], "started": started, "finished": time.time(),
+        "argv": sys.argv[:3], "started": started, "finished": time.time(), **extra,
     })
-    return metrics

@@ -21,26 +21,13 @@ from __future__ import annotations
 
 from harness.claims.function import (curve, final, freeze_originals as frozen_mode, matched_notes,
                                      matched_rises, rise)
+from harness.claims.figures import tradeoff_plot
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.plots import new_figure
 
 CASES = ("contiguous", "contiguous-same-steps")
 
-
-def tradeoff_plot(frozen, full, seeds):
-    fig = new_figure(5.0, 3.2)
-    ax = fig.add_subplot()
-    for runs, label, marker in ((full, "full fine-tune", "o"), (frozen, "originals frozen", "s")):
-        ax.scatter([final(r, "target") for r in runs], [rise(r) for r in runs], marker=marker, label=label)
-    for a, b, s in zip(frozen, full, seeds):
-        ax.plot([final(a, "target"), final(b, "target")], [rise(a), rise(b)], color="#999999", lw=0.6)
-        ax.annotate(str(s), (final(a, "target"), rise(a)), fontsize=7, xytext=(3, 0), textcoords="offset points")
-    ax.set_xlabel("target loss at end")
-    ax.set_ylabel("original loss rise (end − step 0)")
-    ax.legend(fontsize=7)
-    return fig
 
 
 @measure("freeze_originals")
@@ -60,4 +47,4 @@ def freeze_originals(lab, seeds: list[int], case: str) -> Measured:
         effects = [rise(a) - rise(b) for a, b in zip(frozen, full)]
     return Measured(effects=effects, seeds=seeds, runs=[r.key for r in frozen + full], notes=notes,
                     plots=lambda: {"target loss vs original loss rise, per seed":
-                                   tradeoff_plot(frozen, full, seeds)})
+                                   tradeoff_plot(frozen, full, seeds, ("originals frozen", "full fine-tune"))})

@@ -26,29 +26,16 @@ the original domain.
 from __future__ import annotations
 
 from harness.claims.function import curve, final, matched_notes, matched_rises, rise
+from harness.claims.figures import tradeoff_plot
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.plots import new_figure
 
 CASES = ("contiguous", "contiguous-same-steps", "interleaved", "contiguous-conflict")
 # case -> (upscale strategy, fine-tune target, read at matched target loss)
 ARMS = {"contiguous": ("contiguous", "target", True), "contiguous-same-steps": ("contiguous", "target", False),
         "interleaved": ("interleaved", "target", True), "contiguous-conflict": ("contiguous", "conflict", True)}
 
-
-def tradeoff_plot(normal, upscaled, seeds, strategy):
-    fig = new_figure(5.0, 3.2)
-    ax = fig.add_subplot()
-    for runs, label, marker in ((normal, "normal", "o"), (upscaled, strategy, "s")):
-        ax.scatter([final(r, "target") for r in runs], [rise(r) for r in runs], marker=marker, label=label)
-    for n, u, s in zip(normal, upscaled, seeds):
-        ax.plot([final(n, "target"), final(u, "target")], [rise(n), rise(u)], color="#999999", lw=0.6)
-        ax.annotate(str(s), (final(u, "target"), rise(u)), fontsize=7, xytext=(3, 0), textcoords="offset points")
-    ax.set_xlabel("target loss at end")
-    ax.set_ylabel("original loss rise (end − step 0)")
-    ax.legend(fontsize=7)
-    return fig
 
 
 @measure("upscale_retains_more")
@@ -67,4 +54,4 @@ def upscale_retains_more(lab, seeds: list[int], case: str) -> Measured:
         effects = [rise(u) - rise(n) for u, n in zip(upscaled, normal)]
     return Measured(effects=effects, seeds=seeds, runs=[r.key for r in normal + upscaled], notes=notes,
                     plots=lambda: {"target loss vs original loss rise, per seed":
-                                   tradeoff_plot(normal, upscaled, seeds, strategy)})
+                                   tradeoff_plot(upscaled, normal, seeds, (strategy, "normal"))})
