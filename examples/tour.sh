@@ -29,7 +29,7 @@ for path in ("up", "up-mk"):
     assert up.config.num_hidden_layers == 99
 PY
 echo; echo "== train the seed's layout at tiny depth, then diff its first and last snapshot"
-uplab strategy contiguous --start 3 --end 6 --copies 2 --num-layers 8 -o seed-at-tiny.yml
+uplab strategy contiguous --start 6 --end 12 --copies 2 --num-layers 16 -o seed-at-tiny.yml
 uplab train --plan seed-at-tiny.yml --cache cache --quiet
 run="$(dirname "$(ls cache/*/step-000064.safetensors | head -n 1)")"
 uplab diff "$run/step-000000.safetensors" "$run/step-000064.safetensors" --plan seed-at-tiny.yml --out diff --quiet
