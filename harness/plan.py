@@ -18,7 +18,7 @@ from mergekit.parameter_resolver import resolve_parameter
 from pydantic import ValidationError
 
 from harness import arch as arch_facts
-from harness.errors import UplabError
+from harness.errors import UplabError, yaml_problem
 from harness.layermap import LayerEntry, LayerMap
 from harness.limits import MAX_LAYERS, check_layer_count
 from harness.schema import invalid
@@ -114,10 +114,7 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UplabError(f"{origin}: malformed YAML{where}: {problem}") from None
+        raise UplabError(f"{origin}: malformed YAML{yaml_problem(e)}") from None
     if not isinstance(raw, dict):
         raise UplabError(f"{origin}: expected a mergekit config (a YAML mapping), got {type(raw).__name__}")
     method = raw.get("merge_method")

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.errors import UplabError
+from harness.errors import UplabError, yaml_problem
 
 REGISTRY = Path(__file__).with_name("registry.yaml")
 SCALES = ("tiny", "small", "full", "real")
@@ -155,9 +155,7 @@ def parse(text: str, source: str = "registry") -> Registry:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UplabError(f"{source}: not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+        raise UplabError(f"{source}: not valid YAML{yaml_problem(e)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("claims"), dict):
         raise UplabError(f"{source}: expected a mapping with a 'claims' mapping")
     claims = {cid: {"id": cid, **(body or {})} for cid, body in raw["claims"].items()}

@@ -24,7 +24,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from harness.checkpoint import config_facts, read_config
-from harness.errors import UplabError
+from harness.errors import UplabError, yaml_problem
 from harness.layermap import LayerMap
 from harness.plan import Plan
 from harness.schema import Frozen, invalid
@@ -109,9 +109,7 @@ def load_manifest(path: str | Path) -> ManifestRun:
     except OSError as e:
         raise UplabError(f"cannot read manifest {source} ({e.strerror})") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UplabError(f"manifest {source}: not valid YAML{where}") from None
+        raise UplabError(f"manifest {source}: not valid YAML{yaml_problem(e)}") from None
     try:
         m = ManifestFile.model_validate(raw if raw is not None else {})
     except ValidationError as e:
