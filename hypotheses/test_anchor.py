@@ -22,4 +22,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("anchor_holds_slice"))
 def test_anchor_holds_slice(scale, case, claim):
-    claim.decide("anchor_holds_slice", case)
+    result = claim.decide("anchor_holds_slice", case)
+    assert result.holds, result.message

@@ -20,4 +20,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("upscale_room"))
 def test_upscale_room(scale, case, claim):
-    claim.decide("upscale_room", case)
+    result = claim.decide("upscale_room", case)
+    assert result.holds, result.message

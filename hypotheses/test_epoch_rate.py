@@ -24,4 +24,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("dup_rate_not_slowing"))
 def test_dup_rate_not_slowing(scale, case, claim):
-    claim.decide("dup_rate_not_slowing", case)
+    result = claim.decide("dup_rate_not_slowing", case)
+    assert result.holds, result.message

@@ -22,4 +22,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("fewer_dups_fill_faster"))
 def test_fewer_dups_fill_faster(scale, case, claim):
-    claim.decide("fewer_dups_fill_faster", case)
+    result = claim.decide("fewer_dups_fill_faster", case)
+    assert result.holds, result.message

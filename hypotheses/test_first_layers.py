@@ -23,4 +23,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("first_layers_outliers"))
 def test_first_layers_outliers(scale, case, claim):
-    claim.decide("first_layers_outliers", case)
+    result = claim.decide("first_layers_outliers", case)
+    assert result.holds, result.message

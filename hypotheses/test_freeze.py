@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("freeze_originals"))
 def test_freeze_originals(scale, case, claim):
-    claim.decide("freeze_originals", case)
+    result = claim.decide("freeze_originals", case)
+    assert result.holds, result.message

@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("freezing_replicates_effect"))
 def test_freezing_replicates_effect(scale, case, claim):
-    claim.decide("freezing_replicates_effect", case)
+    result = claim.decide("freezing_replicates_effect", case)
+    assert result.holds, result.message

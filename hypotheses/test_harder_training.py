@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("harder_training"))
 def test_harder_training(scale, case, claim):
-    claim.decide("harder_training", case)
+    result = claim.decide("harder_training", case)
+    assert result.holds, result.message

@@ -22,4 +22,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("interleaved_more_balanced"))
 def test_interleaved_more_balanced(scale, case, claim):
-    claim.decide("interleaved_more_balanced", case)
+    result = claim.decide("interleaved_more_balanced", case)
+    assert result.holds, result.message

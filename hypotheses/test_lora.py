@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("lora_same_pattern"))
 def test_lora_same_pattern(scale, case, claim):
-    claim.decide("lora_same_pattern", case)
+    result = claim.decide("lora_same_pattern", case)
+    assert result.holds, result.message

@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("merge_back_first_layers"))
 def test_merge_back_first_layers(scale, case, claim):
-    claim.decide("merge_back_first_layers", case)
+    result = claim.decide("merge_back_first_layers", case)
+    assert result.holds, result.message

@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("post_norm_moves_in_dups"))
 def test_post_norm_moves_in_dups(scale, case, claim):
-    claim.decide("post_norm_moves_in_dups", case)
+    result = claim.decide("post_norm_moves_in_dups", case)
+    assert result.holds, result.message

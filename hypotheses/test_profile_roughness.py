@@ -22,4 +22,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("upscale_perturbs_profile"))
 def test_upscale_perturbs_profile(scale, case, claim):
-    claim.decide("upscale_perturbs_profile", case)
+    result = claim.decide("upscale_perturbs_profile", case)
+    assert result.holds, result.message

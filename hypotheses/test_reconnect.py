@@ -23,4 +23,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("few_steps_reconnect"))
 def test_few_steps_reconnect(scale, case, claim):
-    claim.decide("few_steps_reconnect", case)
+    result = claim.decide("few_steps_reconnect", case)
+    assert result.holds, result.message

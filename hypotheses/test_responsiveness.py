@@ -23,4 +23,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("dups_more_responsive"))
 def test_dups_more_responsive(scale, case, claim):
-    claim.decide("dups_more_responsive", case)
+    result = claim.decide("dups_more_responsive", case)
+    assert result.holds, result.message

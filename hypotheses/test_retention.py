@@ -22,4 +22,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("upscale_retains_more"))
 def test_upscale_retains_more(scale, case, claim):
-    claim.decide("upscale_retains_more", case)
+    result = claim.decide("upscale_retains_more", case)
+    assert result.holds, result.message

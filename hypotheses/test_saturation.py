@@ -22,4 +22,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("dups_saturate"))
 def test_dups_saturate(scale, case, claim):
-    claim.decide("dups_saturate", case)
+    result = claim.decide("dups_saturate", case)
+    assert result.holds, result.message

@@ -21,4 +21,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("slices_self_connected"))
 def test_slices_self_connected(scale, case, claim):
-    claim.decide("slices_self_connected", case)
+    result = claim.decide("slices_self_connected", case)
+    assert result.holds, result.message

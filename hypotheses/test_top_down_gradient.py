@@ -25,4 +25,5 @@ from fixtures.params import claim_params
 
 @pytest.mark.parametrize("scale, case", claim_params("top_down_gradient"))
 def test_top_down_gradient(scale, case, claim):
-    claim.decide("top_down_gradient", case)
+    result = claim.decide("top_down_gradient", case)
+    assert result.holds, result.message

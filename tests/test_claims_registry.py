@@ -37,11 +37,12 @@ def test_every_claim_has_a_measure_and_a_hypothesis_module():
     from harness.claims.measures import MEASURES
 
     reg = load()
-    assert set(MEASURES) == set(reg.claims)
+    assert not set(reg.claims) - set(MEASURES)  # (a pytester run in this process may register toy measures too)
     for entry in reg.claims.values():
         module = ROOT / "hypotheses" / f"test_{entry.module}.py"
         text = module.read_text()
         assert f'claim_params("{entry.id}")' in text and f'claim.decide("{entry.id}", case)' in text
+        assert "assert result.holds, result.message" in text, f"{module.name} must assert its result"
 
 
 def test_secondary_cases_inherit_and_override_the_primary():

@@ -94,11 +94,13 @@ REGISTRY = "registry.yaml"
 
 @pytest.mark.parametrize("scale, case", claim_params("a_claim", ["tiny"], registry=REGISTRY))
 def test_a(scale, case, claim):
-    claim.decide("a_claim", case)
+    result = claim.decide("a_claim", case)
+    assert result.holds, result.message
 
 @pytest.mark.parametrize("scale, case", claim_params("b_claim", ["tiny"], registry=REGISTRY))
 def test_b(scale, case, claim):
-    claim.decide("b_claim", case)
+    result = claim.decide("b_claim", case)
+    assert result.holds, result.message
 """
 
 
@@ -437,11 +439,26 @@ def test_a_claim_not_registered_at_a_scale_skips_saying_so(toy, uplab, monkeypat
 
         @pytest.mark.parametrize("scale, case", claim_params("b_claim", ["small"], registry="registry.yaml"))
         def test_b_small(scale, case, claim):
-            claim.decide("b_claim", case)
+            result = claim.decide("b_claim", case)
+            assert result.holds, result.message
     """)
     result = toy({"a_claim/one": POS8, "a_claim/two": POS8, "b_claim/one": NEG8}, "test_small.py")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*b_claim is not registered at small; the registry runs it at tiny"])
+
+
+def test_a_failing_claim_that_is_not_asserted_is_an_error(toy, uplab):
+    uplab.makepyfile(test_silent="""
+        import pytest
+        from fixtures.params import claim_params
+
+        @pytest.mark.parametrize("scale, case", claim_params("a_claim", ["tiny"], registry="registry.yaml"))
+        def test_unasserted(scale, case, claim):
+            claim.decide("a_claim", case)
+    """)
+    result = toy({"a_claim/one": NEG8, "a_claim/two": POS8, "b_claim/one": NEG8}, "test_silent.py")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*a claim that does not hold was decided but not asserted*"])
 
 
 def test_claim_fixture_without_a_decision_is_an_error(uplab):

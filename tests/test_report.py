@@ -358,7 +358,8 @@ def test_rebuild_from_a_pytest_run(pytester, monkeypatch):
 
         @pytest.mark.parametrize("scale, case", claim_params("a_claim", ["tiny"], registry="registry.yaml"))
         def test_a(scale, case, claim):
-            claim.decide("a_claim", case)
+            result = claim.decide("a_claim", case)
+            assert result.holds, result.message
     """)
     pytester.runpytest("--registry", "registry.yaml", "--seeds", "8", "--no-baseline").assert_outcomes(passed=2)
     out = pytester.path / "reports" / "out"
