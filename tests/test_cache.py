@@ -143,3 +143,33 @@ def test_unusable_cache_folder(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(UplabError, match="cannot create cache folder"):
         get_or_run(spec(), tmp_path / "file" / "cache")
+
+
+def test_equal_snapshots_are_stored_once(tmp_path, monkeypatch):
+    import harness.runs.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "SHARE_BYTES", 0)  # the tiny snapshots here are under the real threshold
+    a, b = (get_or_run(spec(seed=seed), tmp_path) for seed in (1, 2))  # one base, two data orders
+    start = [r.snapshot_path(0) for r in (a, b)]
+    assert start[0].stat().st_ino == start[1].stat().st_ino  # step 0 is the same base: one copy
+    assert a.snapshot_path(3).stat().st_ino != b.snapshot_path(3).stat().st_ino
+    original = start[0].read_bytes()
+
+    flipped = bytearray(original)
+    flipped[-1] ^= 0xFF
+    start[0].write_bytes(bytes(flipped))  # a disk error in the shared copy reaches both entries
+    assert lookup(spec(seed=1), tmp_path) is None and lookup(spec(seed=2), tmp_path) is None
+    with pytest.warns(UserWarning, match="recomputing"):
+        again = get_or_run(spec(seed=1), tmp_path)
+    assert again.snapshot_path(0).read_bytes() == original  # not linked to the corrupted copy
+    with pytest.warns(UserWarning, match="recomputing"):
+        other = get_or_run(spec(seed=2), tmp_path)
+    assert other.snapshot_path(0).stat().st_ino == again.snapshot_path(0).stat().st_ino
+
+    ends = [r.snapshot_path(3).stat().st_ino for r in (again, other)]
+    for r in (again, other):
+        cache_mod._remove(r.path, tmp_path)
+    third = get_or_run(spec(seed=3), tmp_path)  # the next commit drops copies no entry links to
+    left = {b.stat().st_ino for b in (tmp_path / cache_mod.BLOBS).iterdir()}
+    assert left == {third.snapshot_path(0).stat().st_ino, third.snapshot_path(3).stat().st_ino}
+    assert not left & set(ends)

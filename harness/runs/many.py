@@ -17,21 +17,18 @@ kind with one missing seed, and launched (multi-process) runs go through get_or_
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import torch
 from filelock import FileLock
-from safetensors.torch import save_file
 
 from harness import data as data_mod
 from harness.errors import UplabError
 from harness.runs.cache import RunResult, _commit, _defect, _remove, default_cache_dir, get_or_run, lookup
-from harness.runs.runner import apply_plan, load_base, snapshot_name, tokenizer_for, write_record, _fsync
+from harness.runs.runner import apply_plan, load_base, tokenizer_for, write_record, write_snapshot
 from harness.runs.spec import RunSpec, Scratch
 from harness.train import dist
 
@@ -133,17 +130,13 @@ def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> tuple[
     train_set, eval_sets = data_mod.load(specs[0].data, tok)
     tmps = [Path(tempfile.mkdtemp(prefix=f".tmp-{s.key}-", dir=cache)) for s in specs]
 
-    def sink_for(spec: RunSpec, out: Path):
-        def sink(step: int, state: dict[str, torch.Tensor]) -> None:
-            f = out / snapshot_name(step)
-            save_file(state, str(f), metadata={"uplab": json.dumps({"run": spec.key, "step": step})})
-            _fsync(f)
-        return sink
+    def sink_for(out: Path):
+        return lambda step, state: write_snapshot(out, step, state)
 
     try:
         try:
             all_metrics = train_many([m for m, _, _ in loaded], specs, train_set, eval_sets, pad_id=tok.pad_id,
-                                     sinks=[sink_for(s, t) for s, t in zip(specs, tmps)], progress=progress)
+                                     sinks=[sink_for(t) for t in tmps], progress=progress)
         except StackMismatch as e:
             for t in tmps:
                 shutil.rmtree(t, ignore_errors=True)

@@ -97,6 +97,15 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def write_snapshot(out: Path, step: int, state: dict[str, torch.Tensor]) -> Path:
+    """One snapshot file. Its bytes depend on the weights and the step alone (one metadata key,
+    no run key): equal weights give equal files, which the cache stores once (harness.runs.cache)."""
+    f = out / snapshot_name(step)
+    save_file(state, str(f), metadata={"uplab": json.dumps({"step": step})})
+    _fsync(f)
+    return f
+
+
 def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1, sort_keys=True))
     _fsync(path)
@@ -120,11 +129,7 @@ def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = Fal
     train_set, eval_sets = data_mod.load(spec.data, tok)
 
     def sink(step: int, state: dict[str, torch.Tensor]) -> None:
-        f = out / snapshot_name(step)
-        # One metadata key: safetensors writes a map's keys in hash order, and the same run
-        # should give the same bytes.
-        save_file(state, str(f), metadata={"uplab": json.dumps({"run": spec.key, "step": step})})
-        _fsync(f)
+        f = write_snapshot(out, step, state)
         if on_write is not None:  # test hook: lets a test kill the process mid-write
             on_write(f)
 
