@@ -1,14 +1,15 @@
 """Training throughput of the one loop: tiny steps per second on one CPU thread.
 
 Run: pytest benchmarks/bench_train.py --benchmark-only -s      (MFU on a GPU: bench_mfu.py)
-What: `tiny` preset (8 layers, hidden 64, ~0.3M parameters), batch 32 of the target domain
-(~21 tokens each), fp32, full fine-tune and LoRA; a whole default fine-tune run (load base,
-train 64 steps, two held-out evals, snapshots written) against a warm base.
+What: `tiny` preset (16 layers, hidden 16, 41.5k parameters), batch 32 of the target domain,
+fp32, full fine-tune and LoRA; a whole default fine-tune run (load base, train, two held-out
+evals, snapshots written) against a warm base.
 
 Seeds together (harness.train.ensemble): tokens/s of 12 seeds trained as one stacked computation
-against the same 12 seeds through the per-seed loop, at the tiny width 8 and 16 layers deep
-(TinySpec(num_layers=8|16)), each trainer in its own process so that its peak RSS is its own. Script:
-    python benchmarks/bench_train.py [--seeds 12] [--steps 32]
+against the same 12 seeds through the per-seed loop, on today's `tiny` preset (16 layers), the
+deep-base control `tiny@28` and the 8-layer world's `tiny8` (hidden 64), each trainer in its own
+process so that its peak RSS is its own. Script:
+    python benchmarks/bench_train.py [--seeds 12] [--steps 32] [--batch 32] [--preset tiny]
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_default_finetune_run_seconds(benchmark, tmp_path):
 
 
 # -- seeds together ---------------------------------------------------------------------------
-LAYERS = {"8 layers": 8, "16 layers": 16}  # TinySpec(num_layers=...): the tiny width (64), 8 or 16 deep
+PRESETS = ("tiny", "tiny@28", "tiny8")  # harness.tiny presets: today's, the deep control, the 8-layer world
 
 
 def _seed_specs(seeds: int, steps: int, batch: int):
@@ -83,14 +84,14 @@ def _seed_specs(seeds: int, steps: int, batch: int):
             for s in range(seeds)]
 
 
-def measure(trainer: str, layers: int, seeds: int, steps: int, batch: int = 32) -> dict:
+def measure(trainer: str, preset: str, seeds: int, steps: int, batch: int = 32) -> dict:
     """Train `seeds` seeds (fresh models) one way; training tokens/s (snapshots excluded) and peak RSS."""
     from harness.train.ensemble import train_many
 
     torch.set_num_threads(1)
     specs = _seed_specs(seeds, steps, batch)
     train_set, _ = load(specs[0].data, TOK)
-    models = [tiny.build(tiny.TinySpec(num_layers=layers), s.seed) for s in specs]
+    models = [tiny.build(tiny.preset(preset), s.seed) for s in specs]
     if trainer == "loop":
         out = [train(m, s, train_set, {}, pad_id=TOK.pad_id, sink=lambda *a: None, progress=False)
                for m, s in zip(models, specs)]
@@ -100,24 +101,24 @@ def measure(trainer: str, layers: int, seeds: int, steps: int, batch: int = 32) 
                          progress=False)
         busy = out[0]["tokens"] / out[0]["tokens_per_s"]  # one shared training time
     tokens = sum(o["tokens"] for o in out)
-    return {"trainer": trainer, "layers": layers, "seeds": seeds, "steps": steps, "batch": batch, "tokens": tokens,
+    return {"trainer": trainer, "preset": preset, "seeds": seeds, "steps": steps, "batch": batch, "tokens": tokens,
             "busy_s": busy, "tokens_per_s": tokens / busy,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_in_process(trainer: str, layers: int, seeds: int, steps: int, batch: int) -> dict:
+def measure_in_process(trainer: str, preset: str, seeds: int, steps: int, batch: int) -> dict:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, __file__, "--worker", trainer, str(layers), str(seeds), str(steps),
+    done = subprocess.run([sys.executable, __file__, "--worker", trainer, preset, str(seeds), str(steps),
                            str(batch)],
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def compare(preset: str, seeds: int = 12, steps: int = 32, batch: int = 32) -> dict:
-    loop = measure_in_process("loop", LAYERS[preset], seeds, steps, batch)
-    stacked = measure_in_process("stacked", LAYERS[preset], seeds, steps, batch)
+    loop = measure_in_process("loop", preset, seeds, steps, batch)
+    stacked = measure_in_process("stacked", preset, seeds, steps, batch)
     assert loop["tokens"] == stacked["tokens"]  # the same batches, counted the same way
     return {"preset": preset, "seeds": seeds, "steps": steps, "batch": batch, "loop": loop, "stacked": stacked,
             "ratio": stacked["tokens_per_s"] / loop["tokens_per_s"]}
@@ -125,14 +126,14 @@ def compare(preset: str, seeds: int = 12, steps: int = 32, batch: int = 32) -> d
 
 def line(r: dict) -> str:
     lo, st = r["loop"], r["stacked"]
-    return (f"tiny width, {r['preset']}, {r['seeds']} seeds x {r['steps']} steps of batch {r['batch']}, "
+    return (f"{r['preset']}, {r['seeds']} seeds x {r['steps']} steps of batch {r['batch']}, "
             "1 thread: "
             f"per-seed loop {lo['tokens_per_s']:.0f} tokens/s (peak RSS {lo['peak_rss_mb']:.0f} MB), "
             f"stacked {st['tokens_per_s']:.0f} tokens/s (peak RSS {st['peak_rss_mb']:.0f} MB): "
             f"ratio {r['ratio']:.2f}x")
 
 
-@pytest.mark.parametrize("preset", list(LAYERS))
+@pytest.mark.parametrize("preset", PRESETS)
 def test_seeds_together_tokens_per_second(benchmark, preset):
     result = benchmark.pedantic(compare, args=(preset,), rounds=1, iterations=1)
     benchmark.extra_info.update(ratio=result["ratio"], loop_tokens_per_s=result["loop"]["tokens_per_s"],
@@ -144,8 +145,8 @@ def test_seeds_together_tokens_per_second(benchmark, preset):
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        trainer, layers, seeds, steps, batch = sys.argv[2], *map(int, sys.argv[3:7])
-        print(json.dumps(measure(trainer, layers, seeds, steps, batch)))
+        trainer, preset, (seeds, steps, batch) = sys.argv[2], sys.argv[3], map(int, sys.argv[4:7])
+        print(json.dumps(measure(trainer, preset, seeds, steps, batch)))
     else:
         import argparse
 
@@ -153,7 +154,7 @@ if __name__ == "__main__":
         p.add_argument("--seeds", type=int, default=12)
         p.add_argument("--steps", type=int, default=32)
         p.add_argument("--batch", type=int, default=32, help="32: the suite's; small ones show the per-step overhead")
-        p.add_argument("--layers", type=int, choices=list(LAYERS.values()), action="append")
+        p.add_argument("--preset", choices=PRESETS, action="append", help="default: all of them")
         a = p.parse_args()
-        for name in [k for k, v in LAYERS.items() if v in (a.layers or LAYERS.values())]:
+        for name in a.preset or PRESETS:
             print(line(compare(name, a.seeds, a.steps, a.batch)), flush=True)

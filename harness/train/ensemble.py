@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from harness.data import IGNORE, TokenSet, collate, epoch_batches
 from harness.errors import UplabError
 from harness.train import modes
-from harness.train.evaluate import evaluate
+from harness.train.evaluate import EVAL_BATCH, evaluate_many
 from harness.train.loop import _tracked_names, plan_steps, set_seed
 from harness.train.schedule import lr_at
 from harness.train.stacked import Stacked, check_forward, unsupported
@@ -121,10 +121,12 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
 
     def snapshot(step: int):
         t = time.perf_counter()
+        scores = {k: evaluate_many(lambda ids: st.logits(ids.expand(n, -1, -1)), n, ts, pad_id,
+                                   device=device, batch_size=max(1, EVAL_BATCH // n))
+                  for k, ts in eval_sets.items()}
         for i, m in enumerate(prepared):
-            scores = {k: evaluate(m, ts, pad_id, device=device, batch_size=256) for k, ts in eval_sets.items()}
-            evals[i].append({"step": step, "epoch": step / per_epoch, "sets": scores})
-            m.train()
+            evals[i].append({"step": step, "epoch": step / per_epoch,
+                             "sets": {k: per_seed[i] for k, per_seed in scores.items()}})
             sinks[i](step, modes.effective_state_dict(m))
         spent[0] += time.perf_counter() - t
 
