@@ -124,3 +124,23 @@ def test_registered_targets_and_native_depth_controls():
         full.normal(0, target="conflict")
     with pytest.raises(NotApplicable, match="pre-trained at depth 9"):
         full.normal(0, depth=9)
+
+
+@pytest.mark.parametrize("setting, preset", [(st.tiny_setting, "tiny"), (st.small_setting, "small")])
+def test_sgd_arm_lr_follows_its_rule(setting, preset):
+    """The SGD control arm's lr is the rule's value at the scale's own fine-tune lr and base size,
+    not a number picked after seeing a result; its runs differ from AdamW's only there."""
+    s = setting()
+    lab = SpecLab(Path("c"), s)
+    adamw = lab.upscaled(0, "contiguous")
+    n = sum(p.numel() for p in tiny.build(tiny.preset(preset), 0).parameters())
+    assert s.sgd_lr == pytest.approx(st.sgd_lr_for(adamw.lr, n), rel=0.02)
+    sgd = lab.upscaled(0, "contiguous", **lab.sgd())
+    assert (sgd.optimizer, sgd.lr) == ("sgd", s.sgd_lr)
+    assert sgd.model_copy(update={"optimizer": "adamw", "lr": adamw.lr}) == adamw
+
+
+def test_sgd_arm_skips_where_a_scale_has_none(tmp_path):
+    real = SpecLab(Path("c"), st.Setting("real", 4, "llama", lambda s: LocalBase(path=str(tmp_path))))
+    with pytest.raises(NotApplicable, match="SGD control arm"):
+        real.sgd()

@@ -56,6 +56,8 @@ MODES = {
                                  track=("*.layers.6.self_attn.o_proj.weight", "*.layers.0.mlp.up_proj.weight")),
     "lora": lambda s: finetune(base(s), plan=PLAN, steps=5, data=data(), mode=Lora(r=4),
                                track=("*.layers.6.self_attn.o_proj.weight",)),
+    "sgd": lambda s: finetune(base(s), plan=PLAN, steps=5, data=data(), optimizer="sgd", lr=6e-3,
+                              track=("*.layers.6.self_attn.o_proj.weight",)),
 }
 
 

@@ -183,3 +183,26 @@ def test_bf16_on_gpu_keeps_fp32_snapshots():
 def test_bf16_without_gpu_is_a_clear_error():
     with pytest.raises(UplabError, match="needs a CUDA device"):
         run(small_spec(precision="bf16"))
+
+
+def test_sgd_arm_trains_with_sgd_and_its_own_hash(tmp_path):
+    """optimizer="sgd" is SGD with momentum: one step moves the weights by lr times the clipped
+    gradient (global norm <= 1), where AdamW's first step moves every element by ~lr. A spec at
+    the default optimizer keeps the hash it had before the field existed."""
+    from harness.runs import get_or_run
+    from harness.train.optimizer import SGD_MOMENTUM, make_optimizer
+
+    def one_step(optimizer):
+        spec = make(base=Scratch(seed=0), steps=1, optimizer=optimizer, lr=1e-2, snapshots=(0,),
+                    data=DataSpec.synthetic("original", size=16, batch_size=16, eval_size=16))
+        run = get_or_run(spec, tmp_path)
+        w0, w1 = run.state_dict(0), run.state_dict(1)
+        return spec, float(torch.cat([(w1[k] - w0[k]).flatten() for k in w0]).norm())
+
+    sgd, sgd_step = one_step("sgd")
+    adamw, adamw_step = one_step("adamw")
+    assert 0 < sgd_step <= 1e-2 * (1 + 1e-4)  # lr x a gradient clipped to norm 1
+    assert adamw_step > 20 * 1e-2  # ~lr per element over ~41k elements
+    opt = make_optimizer(sgd, [torch.nn.Parameter(torch.zeros(2))], fused=False)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == SGD_MOMENTUM
+    assert "optimizer" not in adamw.canonical() and '"optimizer":"sgd"' in sgd.canonical()

@@ -29,6 +29,10 @@ SNAPSHOTS = (0, 8, 16, 32, 48)
 # a GPU runner's disk (~30 GB). Still enough for the claims that read a default run mid-way.
 SMALL_SNAPSHOTS = (0, 16, 32)
 STRATEGIES = ("contiguous", "interleaved", "single", "block")
+# sgd_lr_for at each scale's default fine-tune lr and base size (tests/test_claims_lab.py checks
+# them against the rule): tiny 3e-4 x sqrt(41,536) x 0.1, small 1e-4 x sqrt(n) x 0.1.
+TINY_SGD_LR = 6.1e-3
+SMALL_SGD_LR = 4.0e-2
 
 
 def seed_layout_range(depth: int) -> tuple[int, int]:
@@ -67,6 +71,24 @@ class Setting:
     launcher: Callable[..., RunResult] | None = None  # runs too large for one process
     target_data: Callable[[str], Any] | None = None  # registry target name -> fine-tune DataSpec
     native_base: Callable[[int, int], Any] | None = None  # (seed, depth) -> a base pre-trained at depth
+    sgd_lr: float | None = None  # the SGD control arm's learning rate (sgd_lr_for); None: no SGD arm
+
+
+def sgd_lr_for(adamw_lr: float, n_params: int) -> float:
+    """The SGD arm's learning rate, fixed by a rule rather than tuned on any result: AdamW moves
+    every element by about lr per step; SGD with momentum m moves it by lr·g/(1-m), and with
+    gradients clipped to global norm 1 over n parameters the rms element of g is 1/sqrt(n) (every
+    fine-tune here clips: the median unclipped norm of the tiny fine-tunes is ~23). Equal rms
+    element steps: lr_sgd = lr_adamw·sqrt(n)·(1-m)."""
+    from harness.train.optimizer import SGD_MOMENTUM
+
+    return adamw_lr * n_params ** 0.5 * (1 - SGD_MOMENTUM)
+
+
+def _params(preset: str) -> int:
+    from harness import tiny
+
+    return sum(p.numel() for p in tiny.build(tiny.preset(preset), 0).parameters())
 
 
 def synthetic_target(domain: str):
@@ -79,7 +101,8 @@ def synthetic_target(domain: str):
 def tiny_setting() -> Setting:
     return Setting("tiny", PRESETS["tiny"].num_layers, PRESETS["tiny"].arch, tiny_base,
                    finetune={"snapshots": SNAPSHOTS}, target_data=synthetic_target,
-                   native_base=lambda seed, depth: tiny_base(seed, preset=f"tiny@{depth}"))
+                   native_base=lambda seed, depth: tiny_base(seed, preset=f"tiny@{depth}"),
+                   sgd_lr=TINY_SGD_LR)
 
 
 def small_setting() -> Setting:
@@ -88,7 +111,8 @@ def small_setting() -> Setting:
 
     return Setting("small", PRESETS["small"].num_layers, PRESETS["small"].arch, base,
                    finetune={"snapshots": SMALL_SNAPSHOTS, **SMALL_FINETUNE}, target_data=synthetic_target,
-                   native_base=lambda seed, depth: tiny_base(seed, preset=f"small@{depth}", **SMALL_PRETRAIN))
+                   native_base=lambda seed, depth: tiny_base(seed, preset=f"small@{depth}", **SMALL_PRETRAIN),
+                   sgd_lr=SMALL_SGD_LR)
 
 
 def full_setting(base_model: Path, train_data: Path) -> Setting:

@@ -1,7 +1,9 @@
 """Run specs: frozen values with a content hash; a base is itself a spec (or a local path).
 
 The hash is sha256 over canonical JSON (sorted keys, no spaces, every field including defaults,
-plus SCHEMA and the synthetic data's tasks.VERSION). Bump SCHEMA when the meaning of a field or
+plus SCHEMA and the synthetic data's tasks.VERSION), except fields added after the first cache
+entries, which serialize only when they differ from their default (`_LATER`), so that adding one
+orphans no cached run. Bump SCHEMA when the meaning of a field or
 the training code's results change, so old cache entries are no longer found. Local paths are
 hashed as strings: a checkpoint or dataset rewritten in place keeps its hash (give it a new
 path, or a new cache).
@@ -13,7 +15,7 @@ import hashlib
 import json
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, ValidationError, model_serializer, model_validator
 
 from harness.data import tasks
 from harness.data.spec import DataSpec
@@ -22,6 +24,8 @@ from harness.schema import Frozen, invalid
 from harness.train.modes import Freeze, Full, Lora
 
 SCHEMA = "uplab.run/1"
+# Fields added after cache entries existed, with their defaults: absent from a spec's JSON at the default.
+_LATER = {"optimizer": "adamw"}
 
 # Defaults of the tiny scale, in one place (numbers: tests/test_data_learnable.py and
 # docs/tiny-world.md). Pre-training the 16-layer, width-16 preset on two-op compositions: seeds
@@ -89,6 +93,7 @@ class RunSpec(Frozen):
     snapshot_epochs: bool = True  # also snapshot at every epoch end
     track: tuple[str, ...] = ()  # fnmatch patterns of tensors whose weight and grad norm are logged per step
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # harness.train.optimizer; sgd: the fill claims' control arm
 
     @model_validator(mode="after")
     def _one_length(self):
@@ -97,6 +102,14 @@ class RunSpec(Frozen):
         if any(s < 0 for s in self.snapshots):
             raise ValueError("snapshot steps must be >= 0")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler):
+        out = handler(self)
+        for name, default in _LATER.items():
+            if out.get(name) == default:
+                del out[name]
+        return out
 
     def canonical(self) -> str:
         """Canonical JSON: the identity the hash is taken over."""

@@ -27,6 +27,7 @@ from harness.data import TokenSet, collate, epoch_batches
 from harness.errors import UplabError
 from harness.train import dist, modes
 from harness.train.record import Recorder, Sink
+from harness.train.optimizer import make_optimizer
 from harness.train.schedule import lr_at
 
 
@@ -178,20 +179,18 @@ def _prepare(model, spec, accel) -> _Prepared:
     n_params = sum(p.numel() for p in modes.base_model(model).parameters())
     n_train = sum(p.numel() for p in params)
 
-    # AdamW with nanoGPT's betas; weight decay only if asked (it would shrink zeroed modules' growth).
-    def adamw(ps):
-        return torch.optim.AdamW(ps, lr=spec.lr, betas=(0.9, 0.95), weight_decay=spec.weight_decay,
-                                 fused=accel.device.type == "cuda")
+    def optimizer_for(ps):
+        return make_optimizer(spec, ps, fused=accel.device.type == "cuda")
 
     if fsdp:
         # FSDP1's order: shard first, then build the optimizer over the sharded parameters;
         # use_orig_params keeps requires_grad per parameter, so frozen ones stay out of it.
         model = accel.prepare(model)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = accel.prepare(adamw(params))
+        opt = accel.prepare(optimizer_for(params))
         clip_params = list(model.parameters())  # all of them: accelerate then clips with FSDP's global norm
     else:
-        model, opt = accel.prepare(model, adamw(params))
+        model, opt = accel.prepare(model, optimizer_for(params))
         clip_params = params
     return _Prepared(accel, model, opt, clip_params, n_params, n_train)
 

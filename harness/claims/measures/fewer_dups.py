@@ -11,7 +11,8 @@ at 8 layers: layer 3) and a five-layer block duplicated once (`five_block`: endi
 range ends, or starting at the single's layer when that would leave it out; at 8 layers: 1–5
 after layer 5, so it contains layer 3). Fill per duplicate = mean over the duplicates of
 ‖W_end‖ / ‖W_source‖ of the zeroed o_proj and down_proj. Effect: fill(single) − fill(five),
-paired by seed. Claimed direction: > 0. One case: single-vs-five.
+paired by seed. Claimed direction: > 0. Primary case: single-vs-five; `single-vs-five-sgd` is the
+same under SGD (the control arm for AdamW's ~lr-per-element steps, harness.train.optimizer).
 
 Reported beside it, not decided: the same fill early in the run (step 16, before the fill levels
 off; see `dups_saturate`), spill into the originals (mean rel change of the original layers, all
@@ -33,7 +34,7 @@ from harness.claims.measures._cases import check_case
 from harness.claims.time import mean_fill, role_of
 from harness.plots import new_figure
 
-CASES = ("single-vs-five",)
+CASES = ("single-vs-five", "single-vs-five-sgd")
 LAYOUTS = ("single", "five")
 EARLY = 16  # a default snapshot before the fill levels off
 
@@ -66,9 +67,10 @@ def paired_plot(panels, seeds):
 def fewer_dups_fill_faster(lab, seeds: list[int], case: str) -> Measured:
     check_case("fewer_dups_fill_faster", case, CASES)
     lab.needs_training("upscales of two layouts")
+    overrides = lab.sgd() if case.endswith("-sgd") else {}
     plans = {"single": lab.plan("single"), "five": five_block(lab.setting.depth)}
     maps = {name: lab.map_of(plan) for name, plan in plans.items()}
-    runs = {name: [lab.finetuned(seed, plan) for seed in seeds] for name, plan in plans.items()}
+    runs = {name: [lab.finetuned(seed, plan, **overrides) for seed in seeds] for name, plan in plans.items()}
     rows = {name: [deltas(r, maps[name]) for r in runs[name]] for name in plans}
     fill = {name: [mean_fill(x) for x in rows[name]] for name in plans}
     early = {name: [mean_fill(deltas(r, maps[name], 0, EARLY)) for r in runs[name]] for name in plans}

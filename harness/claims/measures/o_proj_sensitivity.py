@@ -7,7 +7,9 @@ Operationalisation: per training run (seed), fine-tune the upscale and, in the d
 take each zeroed module's fill = ‖W‖ / ‖W_src‖ at the end (its norm relative to the layer it was
 cloned from; from zero, everything it holds is change). Effect: log(mean fill of o_proj / mean
 fill of down_proj) over the duplicates, i.e. how far o_proj has refilled compared with the other
-zeroed module. Claimed direction: < 0. Cases: the upscale strategy.
+zeroed module. Claimed direction: < 0. Cases: the upscale strategy; `contiguous-sgd` is the
+control arm under SGD (harness.train.optimizer), where a weight moves with its gradient's size
+instead of AdamW's ~lr per element.
 
 Within-run form: per duplicate layer log(fill o_proj / fill down_proj), one sample, copies of one
 source layer averaged into one unit (`harness.claims.units`).
@@ -26,14 +28,15 @@ from harness.claims.measures._cases import check_case
 from harness.claims.patterns import dup_fill_log_ratio, dup_fill_log_ratios
 from harness.claims.units import SOURCE_LAYER, dup_units
 
-CASES = ("contiguous", "interleaved")
+CASES = ("contiguous", "interleaved", "contiguous-sgd")
 
 
 @measure("o_proj_less_sensitive")
 def o_proj_less_sensitive(lab, seeds: list[int], case: str) -> Measured:
-    strategy = check_case("o_proj_less_sensitive", case, CASES)
+    strategy, _, arm = check_case("o_proj_less_sensitive", case, CASES).partition("-")
+    overrides = lab.sgd() if arm == "sgd" else {}
     lm = lab.layer_map(strategy)
-    runs = [lab.upscaled(seed, strategy) for seed in seeds]
+    runs = [lab.upscaled(seed, strategy, **overrides) for seed in seeds]
     per_run = [deltas(run, lm) for run in runs]
     effects = [dup_fill_log_ratio(rows, lm, "o_proj", "down_proj") for rows in per_run]
 

@@ -19,7 +19,9 @@ same 2 epochs, schedule and snapshots (`time.long_normal_run`); its curve is the
 change ‖W_t − W_0‖ / ‖W_0‖ of o_proj/down_proj over all layers, over its own Σ lr. Primary effect
 (contiguous): growth ratio of the dups' fill − growth ratio of the normal layers' change.
 Claimed direction: < 0 (the duplicates slow more than ordinary layers under the same schedule).
-Secondary `contiguous-uncontrolled`: the dups' growth ratio − 1 alone. The AIC comparison
+Secondary `contiguous-uncontrolled`: the dups' growth ratio − 1 alone; `contiguous-sgd`: the
+primary effect with both arms under SGD (harness.train.optimizer), where a weight's growth follows
+its gradient's size rather than AdamW's ~lr per element. The AIC comparison
 (saturating − linear, > 0 favours the ceiling), the normal curve's growth ratio and the
 step-time growth ratio are reported beside it.
 
@@ -39,7 +41,7 @@ from harness.claims.time import Long, cumulative_lr, long_normal_run, long_run, 
 from harness.plots import new_figure
 from harness.stats import saturation
 
-CASES = ("contiguous", "contiguous-uncontrolled")
+CASES = ("contiguous", "contiguous-uncontrolled", "contiguous-sgd")
 
 
 def fill_curve(run, lm, grid) -> list[float]:
@@ -89,7 +91,8 @@ def dups_saturate(lab, seeds: list[int], case: str) -> Measured:
     lab.needs_training("its learning-rate schedule and snapshots every quarter epoch")
     lm = lab.layer_map("contiguous")
     grid = Long(lab.epoch_steps).grid
-    runs = [long_run(lab, seed) for seed in seeds]
+    overrides = lab.sgd() if case == "contiguous-sgd" else {}
+    runs = [long_run(lab, seed, **overrides) for seed in seeds]
     curves = [fill_curve(r, lm, grid) for r in runs]
     times = [cumulative_lr(r.metrics, grid) for r in runs]
     fits = [saturation(t, y) for t, y in zip(times, curves)]
@@ -97,8 +100,8 @@ def dups_saturate(lab, seeds: list[int], case: str) -> Measured:
     notes = {"ΔAIC saturating − linear (Σ lr)": [f.delta_aic for f in fits],
              "growth ratio − 1 over steps": [g.growth_ratio - 1 for g in step_fits]}
     used = list(runs)
-    if case == "contiguous":
-        normal = [long_normal_run(lab, seed) for seed in seeds]
+    if case != "contiguous-uncontrolled":
+        normal = [long_normal_run(lab, seed, **overrides) for seed in seeds]
         used += normal
         normal_fits = [saturation(cumulative_lr(r.metrics, grid), change_curve(r, grid)) for r in normal]
         effects = [f.growth_ratio - g.growth_ratio for f, g in zip(fits, normal_fits)]
