@@ -517,3 +517,20 @@ def test_xdist_workers_share_one_holm_family_and_one_report(toy, uplab):
     assert {c["family"]["size"] for c in primaries} == {2}
     assert doc["provenance"]["xdist_workers"] == 2
     assert not list((uplab.path / ".uplab-cache" / ".family").glob("*/*"))  # the store is removed
+
+
+def test_cases_with_the_longest_own_runs_are_scheduled_first():
+    """upscale_room's deep-base case trains bases of its own (28 layers at tiny), the suite's
+    longest: collected first, one xdist worker starts them while another trains the shared bases."""
+    import subprocess
+    import sys
+
+    from harness.claims.measures import FIRST
+
+    done = subprocess.run([sys.executable, "-m", "pytest", "hypotheses/", "--collect-only", "-q", "-p", "no:xdist",
+                           "-p", "no:cacheprovider", "--scale", "tiny"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    first = [f"test_{claim}[tiny-{case}]" for claim, cases in FIRST.items() for case in cases]
+    assert first and sorted(i.split("::")[-1] for i in ids[:len(first)]) == sorted(first)
+    assert len(ids) > 2 * len(first)  # the rest follow in their own order

@@ -12,16 +12,23 @@ from pkgutil import iter_modules
 from harness.claims.measured import Measure
 
 MEASURES: dict[str, Measure] = {}
+# claim id -> cases whose own runs (shared with no other case) are the suite's longest to train:
+# the plugin schedules them first, so that one worker trains those while the others train the
+# bases every claim shares, instead of after them.
+FIRST: dict[str, frozenset[str]] = {}
 
 
-def measure(claim_id: str):
-    """Register `fn(lab, seeds, case) -> Measured` as the measure of `claim_id`."""
+def measure(claim_id: str, *, first: tuple[str, ...] = ()):
+    """Register `fn(lab, seeds, case) -> Measured` as the measure of `claim_id`; `first`: cases
+    to schedule before all others (see FIRST)."""
 
     def register(fn: Measure) -> Measure:
         if claim_id in MEASURES:
             raise ValueError(f"claim {claim_id!r} has two measures: {MEASURES[claim_id].__module__} "
                              f"and {fn.__module__}")
         MEASURES[claim_id] = fn
+        if first:
+            FIRST[claim_id] = frozenset(first)
         return fn
 
     return register
