@@ -1,7 +1,8 @@
 """`uplab report DIR`: rebuild a claim report's index.html from its claims.json;
 `uplab report DIR --compare OLD`: compare its verdicts with an earlier report's instead;
 `uplab report DIR --record`: record its results as the per-scale baselines;
-`uplab report --findings BASELINE [--readme README.md]`: README's findings table from a baseline."""
+`uplab report --findings BASELINE... [--readme README.md]`: README's findings table from a baseline,
+or the claim x scale matrix of several."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def register(subparsers) -> None:
         "report",
         usage="%(prog)s [-h] DIR\n       %(prog)s DIR --compare OLD\n"
               "       %(prog)s DIR --record [--baseline-dir DIR]\n"
-              "       %(prog)s --findings BASELINE [--readme README]",
+              "       %(prog)s --findings BASELINE [BASELINE ...] [--readme README]",
         help=f"rebuild a claim report's {INDEX_FILE} from its {CLAIMS_FILE}, or compare verdicts",
         description=(
             f"Re-render DIR/{INDEX_FILE} from DIR/{CLAIMS_FILE}, as written by `pytest "
@@ -41,10 +42,12 @@ def register(subparsers) -> None:
                    help="write DIR's results as the per-scale baselines into --baseline-dir")
     p.add_argument("--baseline-dir", metavar="DIR", type=Path, default=None,
                    help="where --record writes <scale>.json (default hypotheses/expected)")
-    p.add_argument("--findings", metavar="BASELINE", type=Path,
-                   help="print the README findings table of a baseline file (hypotheses/expected/<scale>.json)")
+    p.add_argument("--findings", metavar="BASELINE", type=Path, nargs="+",
+                   help="print the README findings table of a baseline file (hypotheses/expected/<scale>.json); "
+                        "several: the claim x scale matrix of their primary verdicts")
     p.add_argument("--readme", metavar="README", type=Path,
-                   help="with --findings: replace the table between the README's findings markers instead")
+                   help="with --findings: replace the block between the README's findings markers instead "
+                        "(<!-- findings:tiny -->, or <!-- findings:tiny+real --> for a matrix)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     # UplabError -> one line on stderr, exit 2 (harness.cli)
     if args.findings is not None:
         if args.dir is not None or args.compare is not None or args.record:
-            raise UplabError("--findings takes a baseline file alone: `uplab report --findings BASELINE`")
+            raise UplabError("--findings takes baseline files alone: `uplab report --findings BASELINE [BASELINE ...]`")
         return _findings(args.findings, args.readme)
     if args.readme is not None or (args.baseline_dir is not None and not args.record):
         raise UplabError("--readme goes with --findings, --baseline-dir with --record")
@@ -93,11 +96,12 @@ def _record(report_dir: Path, baseline_dir: Path | None) -> int:
     return 0
 
 
-def _findings(path: Path, readme: Path | None) -> int:
-    """Print the findings table of a baseline, or splice it into `readme` between its markers."""
+def _findings(paths: list[Path], readme: Path | None) -> int:
+    """Print the findings table of a baseline (the matrix of several), or splice it into `readme`
+    between its markers."""
     from reports import findings
 
-    body = findings.load(path)
+    body = findings.load(paths[0]) if len(paths) == 1 else [findings.load(p) for p in paths]
     if readme is None:
         print(findings.block(body))
         return 0

@@ -5,6 +5,9 @@ The README holds the table between two marker comments, `<!-- findings:tiny -->`
 that it is), `splice(readme, body)` puts it there. Numbers are the baseline's, never typed.
 One-sided claims show their one-sided (1 - alpha) bound, equivalence claims the 90 % interval;
 exploratory rows carry no adjusted p (they decide nothing).
+
+Several baselines give the claim x scale matrix instead (`matrix`, markers
+`<!-- findings:tiny+real -->`): each claim's primary verdict and effect per scale, side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ COLUMNS = ("claim", "case", "kind", "test", "verdict", "effect", "bound / interv
 
 def markers(scale: str) -> tuple[str, str]:
     return f"<!-- findings:{scale} -->", f"<!-- /findings:{scale} -->"
+
+
+def name(bodies: list[Mapping[str, Any]]) -> str:
+    """What a block of these baselines is called: `tiny`, or `tiny+real` for a matrix."""
+    return "+".join(str(b["scale"]) for b in bodies)
 
 
 def load(path: Path) -> dict:
@@ -97,10 +105,45 @@ def table(body: Mapping[str, Any], *, registry=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def block(body: Mapping[str, Any], *, registry=None) -> str:
-    """The table with its markers: what the README holds for this baseline's scale."""
-    start, end = markers(body["scale"])
-    return f"{start}\n{table(body, registry=registry)}{end}"
+def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
+    """Markdown: one row per registered claim, one column per baseline's scale, each cell the
+    primary's verdict and effect (bound), or why there is none."""
+    if registry is None:
+        from harness.claims.registry import load as load_registry
+
+        registry = load_registry()
+    scales = [str(b["scale"]) for b in bodies]
+    if len(set(scales)) != len(scales):
+        raise UplabError(f"one baseline per scale, got scales {', '.join(scales)}")
+    primaries = [{r["claim"]: r for r in b["results"] if r.get("primary", True)} for b in bodies]
+    lines = [
+        "Primary results per scale (Holm-adjusted within each scale's family; "
+        + "; ".join(f"`{_cell(b['scale'])}` from commit `{_cell(str(b.get('commit') or 'unknown')[:12])}`"
+                    for b in bodies) + ").",
+        "",
+        "| claim | " + " | ".join(f"`{_cell(s)}`" for s in scales) + " |",
+        "|---|" + "|".join("---" for _ in scales) + "|",
+    ]
+    for claim_id, entry in registry.claims.items():
+        cells = []
+        for scale, found in zip(scales, primaries):
+            r = found.get(claim_id)
+            if r is None:
+                cells.append("not registered at this scale" if scale not in entry.scales else "not run")
+                continue
+            c = _as_claim(r, registry)
+            cells.append(f"{view.verdict_text(c)}: {view.signed(c['decision'].get('effect'))} "
+                         f"({view.bound_text(c)}, n {view.n_text(c).split()[0]})")
+        lines.append(f"| `{claim_id}` | " + " | ".join(_cell(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def block(body: Mapping[str, Any] | list[Mapping[str, Any]], *, registry=None) -> str:
+    """The table (one baseline) or the matrix (several) with its markers: what the README holds."""
+    bodies = body if isinstance(body, list) else [body]
+    start, end = markers(name(bodies))
+    text = table(bodies[0], registry=registry) if len(bodies) == 1 else matrix(bodies, registry=registry)
+    return f"{start}\n{text}{end}"
 
 
 def extract(text: str, scale: str) -> str | None:
@@ -110,9 +153,9 @@ def extract(text: str, scale: str) -> str | None:
     return found.group(0) if found else None
 
 
-def splice(text: str, body: Mapping[str, Any], *, registry=None) -> str:
-    """`text` (the README) with the block of `body`'s scale replaced by a fresh one."""
-    scale = body["scale"]
+def splice(text: str, body: Mapping[str, Any] | list[Mapping[str, Any]], *, registry=None) -> str:
+    """`text` (the README) with the block of `body`'s scale (or scales) replaced by a fresh one."""
+    scale = name(body if isinstance(body, list) else [body])
     if extract(text, scale) is None:
         start, end = markers(scale)
         raise UplabError(f"no findings block for scale {scale!r}: add the two lines {start} and {end} "

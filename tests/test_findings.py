@@ -149,3 +149,33 @@ def test_readme_check_fails_on_a_stale_or_missing_table(body, tmp_path):
         check_readme(readme, path)
     readme.write_text(findings.splice(readme.read_text(), body))
     check_readme(readme, path)
+
+
+def test_matrix_sets_scales_side_by_side(body, tmp_path, capsys):
+    """Several baselines: one row per registered claim, a column per scale, each cell the primary's
+    verdict and effect, or why there is none (not registered there, or not run)."""
+    from harness.claims.registry import load as load_registry
+
+    real = json.loads(json.dumps(body))
+    real["scale"] = "real"
+    real["results"] = [r for r in real["results"] if r["claim"] == "o_proj_less_sensitive"]
+    text = findings.matrix([body, real])
+    table = {r[0]: r[1:] for r in rows(text)}
+    assert table["claim"] == ["`tiny`", "`real`"]
+    assert set(table) - {"claim"} == {f"`{c}`" for c in load_registry().claims}
+    tiny_cell, real_cell = table["`o_proj_less_sensitive`"]
+    assert tiny_cell.startswith("inconclusive") and real_cell == tiny_cell  # the same result at both
+    assert table["`dups_more_responsive`"][1] == "not run"  # registered at real, absent from its baseline
+    assert table["`dups_saturate`"][1] == "not registered at this scale"
+    assert "exploratory" not in text and "| interleaved" not in text  # primaries only
+
+    paths = []
+    for b in (body, real):
+        paths.append(tmp_path / f"{b['scale']}.json")
+        paths[-1].write_text(json.dumps(b))
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- findings:tiny+real -->\n<!-- /findings:tiny+real -->\n")
+    assert cli.main(["report", "--findings", *map(str, paths), "--readme", str(readme)]) == 0
+    assert findings.extract(readme.read_text(), "tiny+real") == findings.block([body, real])
+    with pytest.raises(UplabError, match="one baseline per scale"):
+        findings.matrix([body, body])
