@@ -6,11 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from mergekit.config import ConditionalParameter
-
 from harness import arch as arch_facts
 from harness.limits import check_layer_count
 from harness.plan import Plan
+from harness.plan_schema import ConditionalParameter
 
 GROUPS = {"mlp", "self_attn"}  # filters that name a block on purpose
 

@@ -1,8 +1,11 @@
-"""Plans: mergekit passthrough YAML, parsed by mergekit's own schema, resolved to a layer map.
+"""Plans: mergekit passthrough YAML, validated and resolved to a layer map without mergekit.
 
 A Plan never touches weights: it is the value the linter, the renderer and both builders share.
-Scale resolution calls mergekit's own resolver, so a filter, a gradient or a precedence rule
-means here exactly what it means to `mergekit-yaml`.
+It is parsed by `harness.plan_schema`, a copy of mergekit's config schema that imports neither
+mergekit nor torch, so `uplab plan` answers at once; its scale resolver copies mergekit's (a
+filter, a gradient or a precedence rule means here exactly what it means to `mergekit-yaml`), and
+tests/test_plan_mergekit.py holds both to mergekit itself. The reference builder, which runs
+mergekit, converts `plan.text` with mergekit's own schema when it builds.
 """
 
 from __future__ import annotations
@@ -12,24 +15,15 @@ from functools import cached_property
 from pathlib import Path
 
 import yaml
-from mergekit.config import MergeConfiguration, OutputSliceDefinition
-from mergekit.merge_methods import get as get_merge_method
-from mergekit.parameter_resolver import resolve_parameter
 from pydantic import ValidationError
 
 from harness import arch as arch_facts
 from harness.errors import UplabError, yaml_problem
 from harness.layermap import LayerEntry, LayerMap
 from harness.limits import MAX_LAYERS, check_layer_count
+from harness.plan_schema import (MERGE_METHODS, ConditionalParameter, MergeConfiguration,
+                                 OutputSliceDefinition, resolve_parameter)
 from harness.schema import invalid
-
-_SCALE = next(p for p in get_merge_method("passthrough").spec.parameters if p.name == "scale")
-
-
-def _known_methods() -> set[str]:
-    from mergekit.merge_methods import registered_methods
-
-    return {m.spec.name for m in registered_methods()}
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ class Plan:
         out_slice = self.slices[slice_index]
         scopes = [src.parameters for src in out_slice.sources]
         scopes += [out_slice.parameters, self.config.parameters]
-        value = resolve_parameter(_SCALE, scopes, tensor_name=tensor_name, t=t)
+        value = resolve_parameter("scale", scopes, tensor_name=tensor_name, t=t)
         return 1.0 if value is None else float(value)
 
     def layer_map(self, num_layers: int, model_type: str = arch_facts.FALLBACK) -> LayerMap:
@@ -121,7 +115,7 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
     if method != "passthrough":
         if method is None:
             raise UplabError(f"{origin}: no merge_method; uplab plans need `merge_method: passthrough`")
-        kind = "a mergekit method, but not an upscale" if method in _known_methods() else "unknown to mergekit"
+        kind = "a mergekit method, but not an upscale" if method in MERGE_METHODS else "unknown to mergekit"
         raise UplabError(
             f"{origin}: merge_method {method!r} is {kind}; uplab plans need `merge_method: passthrough`"
         )
@@ -131,7 +125,7 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
     try:
         config = MergeConfiguration.model_validate(raw)
     except ValidationError as e:
-        raise invalid(e, f"{origin}: invalid config at ") from None
+        raise invalid(e, f"{origin}: invalid config at ", where="the top level") from None
     except (RuntimeError, ValueError) as e:
         raise UplabError(f"{origin}: invalid config: {e}") from None
     _check_structure(config, origin)
@@ -141,8 +135,6 @@ def parse_plan(text: str, origin: str = "<string>") -> Plan:
 
 def _check_scales(config: MergeConfiguration, origin: str) -> None:
     """mergekit's schema takes any scalar as a scale and fails only mid-merge; fail here."""
-    from mergekit.config import ConditionalParameter
-
     def numbers(value, where):
         values = value if isinstance(value, list) else [value]
         for v in values:

@@ -201,6 +201,27 @@ def test_plan_rejects_a_bad_flag(capsys):
     assert "--num-layers" in capsys.readouterr().err
 
 
+HEAVY = ("torch", "transformers", "peft", "mergekit")
+IMPORTS_AFTER = (  # runs `uplab ARGV` in a fresh interpreter, then names the heavy modules it imported
+    "import sys\nfrom harness.cli import main\n"
+    "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+    f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), 'EXIT', code, file=sys.stderr)\n"
+)
+
+
+@pytest.mark.parametrize("argv", [["plan", str(SEED_39B), "--num-layers", "56"], ["--help"]],
+                         ids=["plan", "help"])
+def test_plan_and_help_import_no_heavy_module(argv):
+    """The guard of "`uplab plan` and `uplab --help` answer in under a second": neither imports
+    torch, transformers, peft or mergekit (seconds of imports); the wall time is not asserted."""
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", IMPORTS_AFTER, *argv], capture_output=True, text=True,
+                       timeout=120, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert "HEAVY [] EXIT 0" in r.stderr, r.stderr[-2000:]
+    first = "56 source layers -> 99 output layers" if argv[0] == "plan" else "usage: uplab"
+    assert r.stdout.startswith(first)
+
+
 # -- strategy --------------------------------------------------------------------------------------
 
 STRATEGY_ARGS = {

@@ -19,7 +19,7 @@ HARNESS = Path(__file__).resolve().parents[1] / "harness"
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),
     ("schema", "limits", "versions", "stats"),
-    ("arch", "tiny", "layermap"),
+    ("arch", "tiny", "layermap", "plan_schema"),
     ("dims", "checkpoint"),
     ("flops", "plan"),
     ("lint", "strategies", "render"),

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import pytest
-from mergekit.config import ConditionalParameter, evaluate_setting
+import yaml
+from mergekit.config import MergeConfiguration, evaluate_setting
+from mergekit.merge_methods import get as get_merge_method
 from seed_configs import DIAGRAM_39B, MODEL_CARD, card_blocks, seed_39b, seed_proposed
 
 from harness.errors import UplabError
 from harness.layermap import LayerMap
 from harness.lint import lint
-from harness.plan import _SCALE, check_depth, load_plan, parse_plan
+from harness.plan import check_depth, load_plan, parse_plan
+
+# mergekit's own passthrough `scale` parameter: the oracle the plan's resolver is checked against
+_SCALE = next(p for p in get_merge_method("passthrough").spec.parameters if p.name == "scale")
+
+
+def mergekit_config(plan) -> MergeConfiguration:
+    """The plan's YAML parsed by mergekit's own schema."""
+    return MergeConfiguration.model_validate(yaml.safe_load(plan.text))
 
 MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
            "input_layernorm", "post_attention_layernorm")
@@ -187,13 +197,9 @@ def test_filtered_gradient():
         "three-point-gradient", "filtered-gradient", "scalar"])
 def test_scale_equals_mergekit_evaluate_setting(setting, tensor, t):
     """Differential: one scope, resolved by mergekit's own evaluate_setting and by Plan.scale."""
-    import yaml
-
     params = yaml.safe_dump({"scale": setting}, default_flow_style=True).strip()
     plan = parse_plan(config((0, 20, params)))
-    raw = plan.slices[0].sources[0].parameters["scale"]
-    if isinstance(raw, list) and raw and isinstance(raw[0], dict):
-        raw = [ConditionalParameter(**c) for c in raw]
+    raw = mergekit_config(plan).slices[0].sources[0].parameters["scale"]  # mergekit's objects
     expected = evaluate_setting(tensor, raw, t, validate=_SCALE.validate)
     assert plan.scale(0, tensor, t) == pytest.approx(1.0 if expected is None else expected)
 
@@ -215,11 +221,12 @@ def test_layer_map_equals_mergekit_config_reader():
     plan = parse_plan(text)
     lm = plan.layer_map(13)
     assert lm.num_layers == 3 + 2 + 3 + 9
+    theirs = mergekit_config(plan)
     checked = 0
     for e in lm.layers:
-        out_slice = plan.slices[e.slice]
+        out_slice = theirs.slices[e.slice]
         src = out_slice.sources[0]
-        reader = ConfigReader(config=plan.config, t=e.t, slice_out=out_slice)
+        reader = ConfigReader(config=theirs, t=e.t, slice_out=out_slice)
         for module in MODULES:
             expected = resolve_parameter(_SCALE, reader.parameter_sources(src.model),
                                          tensor_name=name(e.source, module), t=e.t, model=src.model)

@@ -7,6 +7,7 @@ import yaml
 from seed_configs import DIAGRAM_39B, seed_39b
 
 from harness import render, strategies
+from harness.build.reference import mergekit_config
 from harness.errors import UplabError
 from harness.plan import parse_plan
 
@@ -23,7 +24,8 @@ def test_contiguous_is_the_seeds_39b_layout():
     assert plan.ranges() == seed.ranges()
     assert plan.layer_map(55) == seed.layer_map(55)
     assert render.diagram(plan.layer_map(55)) == DIAGRAM_39B
-    # and the YAML means the same to mergekit's schema
+    # and the YAML means the same to mergekit's own schema (and to uplab's mirror of it)
+    assert mergekit_config(plan).model_dump() == mergekit_config(seed).model_dump()
     assert plan.config.model_dump() == seed.config.model_dump()
 
 

@@ -45,6 +45,15 @@ def with_source(plan: Plan, src: str | Path) -> Plan:
     return parse_plan(yaml.safe_dump(raw, sort_keys=False), origin=plan.origin)
 
 
+def mergekit_config(plan: Plan):
+    """The plan as mergekit's own MergeConfiguration, parsed by mergekit from `plan.text` (a Plan
+    holds uplab's mirror of the schema, so that planning never imports mergekit)."""
+    import yaml
+    from mergekit.config import MergeConfiguration
+
+    return MergeConfiguration.model_validate(yaml.safe_load(plan.text))
+
+
 def upscale_checkpoint(src: str | Path, plan: Plan, out: str | Path, *, force: bool = False,
                        max_shard_bytes: int = 5 * 10**9, progress: bool = True,
                        allow_nonfinite: bool = False) -> LayerMap:
@@ -69,7 +78,7 @@ def upscale_checkpoint(src: str | Path, plan: Plan, out: str | Path, *, force: b
             _resized_layer_lists(lm, facts.per_layer_keys):
         logging.getLogger("mergekit").setLevel(logging.ERROR)
         try:
-            run_merge(local.config, str(stage), options=options)
+            run_merge(mergekit_config(local), str(stage), options=options)
         except Exception as e:  # mergekit raises bare RuntimeErrors; keep the message
             raise UplabError(f"mergekit failed: {e}") from e
     return lm

@@ -12,8 +12,8 @@ from harness.commands.argtypes import int_at_least, positive_int  # noqa: F401  
 from harness.errors import UplabError
 from harness.limits import MAX_LAYERS
 
-# plan, lint and checkpoint import mergekit and torch (seconds): each command imports them when
-# it runs, so `uplab --help` and argument errors answer at once.
+# checkpoint imports torch (seconds): each command imports what it needs when it runs, so
+# `uplab --help`, argument errors and `uplab plan --num-layers N` answer at once.
 if TYPE_CHECKING:
     from harness.lint import Finding
     from harness.plan import Plan
@@ -70,10 +70,11 @@ def source_facts(plan: Plan, num_layers: int | None, model_type: str | None,
                  source: str | None) -> tuple[int, str]:
     """Depth and architecture of the source, from flags or from its config.json."""
     from harness.arch import FALLBACK
+
+    if num_layers is not None:  # before importing the checkpoint reader (torch): no weights needed
+        return num_layers, model_type or FALLBACK
     from harness.checkpoint import read_model
 
-    if num_layers is not None:
-        return num_layers, model_type or FALLBACK
     path = Path(source) if source else Path(plan.source_model)
     if not (path / "config.json").is_file():
         raise UplabError(
