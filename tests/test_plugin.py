@@ -16,6 +16,7 @@ import fixtures.claim  # noqa: F401
 import harness.claims.family  # noqa: F401
 import harness.claims.lab  # noqa: F401
 import harness.claims.measures  # noqa: F401
+import transformers.modeling_utils  # noqa: F401  (pulls torch._dynamo, whose op library registers once)
 
 from fixtures import devices
 from fixtures.params import scale_grid, scale_marks, scales, strategy_params
