@@ -187,6 +187,22 @@ def test_two_processes_with_overlapping_seeds_train_each_once(tmp_path):
     assert not list(cache.glob(".tmp-*")) and not list(cache.glob(".trash-*"))
 
 
+def test_two_processes_split_the_seeds_of_a_kind_that_cannot_be_stacked(tmp_path):
+    """Seeds trained one by one (here: LoRA dropout) are shared out between two processes asking
+    for the same kind, each seed trained once, rather than one process training all of them while
+    the other waits behind it seed by seed."""
+    specs = [make(base=Scratch(seed=s), seed=s, steps=150, mode=Lora(r=2, dropout=0.1), data=data())
+             for s in range(6)]
+    cache = tmp_path / "cache"
+    procs = workers(tmp_path, [specs, specs], cache)
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    commits = [f.name.split("-") for f in (tmp_path / "flags").glob("commit-*")]
+    assert sorted(key for _, key, _ in commits) == sorted(s.key[:12] for s in specs)  # each once
+    by = {pid for _, _, pid in commits}
+    assert len(by) == 2, f"one process trained every seed: {commits}"
+
+
 def test_a_kind_waits_for_a_held_seed_and_trains_with_it(tmp_path):
     """Seed 1's lock is held by another process that then lets go without writing: the kind
     waits for it and trains all three seeds together, so the grouping (and each seed's numbers)

@@ -17,13 +17,15 @@ kind with one missing seed, and launched (multi-process) runs go through get_or_
 from __future__ import annotations
 
 import errno
+import json
+import os
 import shutil
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from harness import data as data_mod
 from harness.errors import UplabError
@@ -69,6 +71,23 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UplabError(f"cannot create cache folder {str(cache)!r} ({e.strerror}); pick a writable path") from None
+    if not _one_by_one(cache, specs):
+        _stack_or_mark(specs, cache, progress)
+    # A kind that cannot be stacked (or one missing seed): the per-seed loop, under get_or_run's
+    # own lock. A seed whose lock another process holds is left to it while a free one is trained
+    # (when every pending seed is held, wait for the first): two workers asking for one kind split
+    # its seeds instead of queueing behind each other seed by seed (at `real` one worker trained
+    # every run while the other waited). Per-seed runs do not depend on which process trains them.
+    pending = [s for s in specs if lookup(s, cache) is None]
+    while pending:
+        free = next((s for s in pending if not _held_elsewhere(cache, s)), pending[0])
+        get_or_run(free, cache, progress=progress)  # trains it, finds it done, or waits for its holder
+        pending = [s for s in pending if lookup(s, cache) is None]
+
+
+def _stack_or_mark(specs: list[RunSpec], cache: Path, progress: bool) -> None:
+    """Train the missing seeds together; or, when the kind cannot be stacked, say so in a marker
+    (`<kind>.one-by-one`) that every process asking for the kind reads before it waits on a lock."""
     held: list[tuple[RunSpec, FileLock]] = []
     try:
         # Locks in key order, waiting for each: two processes asking for one kind never split
@@ -80,6 +99,8 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
             lock = FileLock(str(cache / f"{s.key}.lock"))
             lock.acquire()
             held.append((s, lock))
+            if _one_by_one(cache, specs):  # found out by the process we waited for
+                return
             entry = cache / s.key
             if entry.exists():
                 defect = _defect(entry)
@@ -87,7 +108,7 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
                     held.pop()
                     lock.release()
                     continue
-                warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=3)
+                warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=4)
                 _remove(entry, cache)
             for debris in cache.glob(f".tmp-{s.key}-*"):
                 shutil.rmtree(debris, ignore_errors=True)
@@ -96,15 +117,45 @@ def _build_kind(specs: list[RunSpec], cache: Path, progress: bool) -> None:
             why, expected = _train_together(mine, cache, progress)
             if why is None:
                 return
-            if not expected:  # the stacked forward missed something about this model: say so
+            if expected:  # a mode, precision or size: true of this kind at this many seeds
+                _mark_one_by_one(cache, mine, why)
+            else:  # the stacked forward missed something about this model: say so
                 warnings.warn(f"{len(mine)} seeds of run kind {kind_of(mine[0]).key[:12]} train one by one: {why}",
-                              stacklevel=3)
+                              stacklevel=4)
     finally:
         for _, lock in held:
             lock.release()
-    # One seed, or a kind that cannot be stacked: the per-seed loop, under get_or_run's own lock.
-    for s, _ in held:
-        get_or_run(s, cache, progress=progress)
+
+
+def _marker(cache: Path, spec: RunSpec) -> Path:
+    return cache / f"{kind_of(spec).key}.one-by-one"
+
+
+def _one_by_one(cache: Path, specs: list[RunSpec]) -> bool:
+    """Whether a process found that this many seeds of this kind cannot be stacked."""
+    try:
+        seeds = json.loads(_marker(cache, specs[0]).read_text())["seeds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(seeds, int) and len(specs) >= seeds
+
+
+def _mark_one_by_one(cache: Path, specs: list[RunSpec], why: str) -> None:
+    marker = _marker(cache, specs[0])
+    tmp = marker.with_name(f".{marker.name}.{os.getpid()}")
+    tmp.write_text(json.dumps({"seeds": len(specs), "why": why}))
+    os.replace(tmp, marker)
+
+
+def _held_elsewhere(cache: Path, spec: RunSpec) -> bool:
+    """Whether another process holds `spec`'s lock right now (asked without waiting)."""
+    lock = FileLock(str(cache / f"{spec.key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def _train_together(specs: list[RunSpec], cache: Path, progress: bool) -> tuple[str | None, bool]:
