@@ -179,3 +179,15 @@ def test_matrix_sets_scales_side_by_side(body, tmp_path, capsys):
     assert findings.extract(readme.read_text(), "tiny+real") == findings.block([body, real])
     with pytest.raises(UplabError, match="one baseline per scale"):
         findings.matrix([body, body])
+
+
+def test_readme_holds_exactly_the_generated_tiny_vs_real_matrix():
+    """README's tiny vs real matrix is the one generated from both recorded baselines."""
+    real = ROOT / baseline.DEFAULT_DIR / "real.json"
+    if not (TINY.is_file() and real.is_file()):
+        pytest.skip("needs both recorded baselines, hypotheses/expected/tiny.json and real.json")
+    bodies = [findings.load(TINY), findings.load(real)]
+    found = findings.extract(README.read_text(encoding="utf-8"), "tiny+real")
+    assert found == findings.block(bodies), (
+        "README's tiny vs real matrix is stale; regenerate it with `uplab report --findings "
+        "hypotheses/expected/tiny.json hypotheses/expected/real.json --readme README.md`")
