@@ -164,6 +164,16 @@ def test_options_given(uplab, monkeypatch):
     result.assert_outcomes(passed=1)
 
 
+def test_real_defaults_to_the_seeds_its_budget_fits(uplab):
+    (uplab.path / "base").mkdir()
+    uplab.makepyfile("""
+        def test_real(uplab_options):
+            assert uplab_options.seed_list == list(range(8))
+    """)
+    uplab.runpytest("--scale", "real", "--base-model", "base").assert_outcomes(passed=1)
+    uplab.runpytest("--scale", "real", "--base-model", "base", "--seeds", "3").assert_outcomes(failed=1)
+
+
 def test_header_says_how_the_run_was_configured(uplab):
     uplab.makepyfile("def test_x(): pass")
     result = uplab.runpytest("--seeds", "10", "--alpha", "0.01")
@@ -179,7 +189,7 @@ def test_help_lists_options_in_one_group(uplab):
     for option in ("--scale={tiny,small,full,real}", "--seeds=N", "--run-cache=DIR", "--report-dir=DIR",
                    "--alpha=ALPHA", "--base-model=PATH", "--train-data=PATH", "--checkpoints=MANIFEST"):
         assert option in text, option
-    for default in ("(default: tiny)", "(default: 12)", "(default: .uplab-cache under the rootdir)",
+    for default in ("(default: tiny)", "(default: 12; at real 8", "(default: .uplab-cache under the rootdir)",
                     "(default: reports/out under the rootdir)", "(default: 0.05)"):
         assert default in text, default
 
