@@ -400,7 +400,7 @@ def test_record_writes_baselines_per_scale(report, tmp_path, capsys, records):
 @pytest.mark.parametrize("argv, message", [
     (["--record", "--compare", "x"], "--record and --compare are separate steps*"),
     (["--baseline-dir", "x"], "--readme goes with --findings, --baseline-dir with --record"),
-    (["--findings", "b.json"], "--findings takes a baseline file alone*"),
+    (["--findings", "b.json"], "--findings takes baseline files alone*"),
 ], ids=["record+compare", "baseline-dir alone", "findings with DIR"])
 def test_record_flags_are_checked(report, capsys, argv, message):
     assert cli.main(["report", str(report), *argv]) == 2

@@ -51,6 +51,7 @@ CHANGES = {
     "snapshot_epochs": False,
     "track": ("*.o_proj.weight",),
     "precision": "fp32",
+    "optimizer": "sgd",
 }
 NESTED = {
     "data.train.seed": DataSpec(train=Synthetic(domain="target", size=256, seed=1)),

@@ -133,11 +133,13 @@ def _commit(tmp: Path, final: Path, spec: RunSpec) -> None:
     files = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)}
              for f in sorted(tmp.iterdir()) if f.is_file()}
     blobs = final.parent / BLOBS
-    blobs.mkdir(exist_ok=True)
-    for name, meta in files.items():
-        if name.endswith(".safetensors") and meta["size"] >= SHARE_BYTES:
-            _share(tmp / name, meta["sha256"], blobs)
-    _collect(blobs)
+    shared = [n for n, meta in files.items() if n.endswith(".safetensors") and meta["size"] >= SHARE_BYTES]
+    if shared:  # a cache of small runs only never gets the folder
+        blobs.mkdir(exist_ok=True)
+        for name in shared:
+            _share(tmp / name, files[name]["sha256"], blobs)
+    if blobs.is_dir():
+        _collect(blobs)
     write_json(tmp / MARKER, {"key": spec.key, "files": files})  # written last, fsynced
     os.replace(tmp, final)
     dfd = os.open(final.parent, os.O_RDONLY)
