@@ -7,6 +7,9 @@ Protocol (one writer per hash, any number of readers, across processes and xdist
    train into a fresh `.tmp-<hash>-*` folder, fsync, write COMPLETE last (sizes and sha256 of
    every file), then `os.replace` it to `<hash>/`.
 A killed run leaves only a `.tmp-` folder, which no reader looks at and the next writer removes.
+Snapshots of 1 MiB or more with equal bytes are stored once: each entry's file is a hard link into
+`<cache>/.blobs/<sha256>.safetensors` (step 0 of every seed of a kind is the same base or build);
+a blob no entry links to any more is removed by the next commit.
 
 Launched over several processes (`accelerate launch`, harness.launch): every rank trains, the
 main rank alone takes the lock, decides (finished or not), writes and commits; the others follow
