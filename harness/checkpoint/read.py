@@ -21,6 +21,7 @@ import mmap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -42,6 +43,9 @@ DTYPES: dict[str, torch.dtype] = {
 MAX_HEADER = 100 * 2**20  # safetensors' own limit
 PAGE = mmap.PAGESIZE
 FAULT_AROUND = 2**21  # upper bound of Linux's fault_around_bytes (one page table)
+# Files smaller than this keep their pages while open: releasing them bounds nothing worth a
+# system call per chunk (a tiny snapshot is 0.2 MB, and a session reads thousands of them).
+RELEASE_MIN = 64 * 2**20
 
 
 def read_config(path: str | Path) -> dict:
@@ -121,14 +125,23 @@ def read_header(file: Path) -> dict[str, TensorInfo]:
                 raise UplabError(
                     f"{file}: not a safetensors file (bad header length); re-download or re-save it"
                 )
-            header = json.loads(f.read(n))
+            raw = f.read(n)
     except OSError as e:
         raise UplabError(f"{file}: cannot read ({e.strerror})") from None
+    return dict(_parse_header(file, size, raw))
+
+
+# A session opens the same snapshots hundreds of times; parsing is what costs, and its result
+# depends only on these arguments (errors are raised again each time: lru_cache stores none).
+@lru_cache(maxsize=4096)
+def _parse_header(file: Path, size: int, raw: bytes) -> dict[str, TensorInfo]:
+    try:
+        header = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UplabError(f"{file}: safetensors header is not valid JSON; re-download or re-save it") from None
     if not isinstance(header, dict):
         raise UplabError(f"{file}: safetensors header is not a JSON object; re-download or re-save it")
-    base = 8 + n
+    base = 8 + len(raw)
     out: dict[str, TensorInfo] = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -162,8 +175,8 @@ class Checkpoint:
     `chunks(name, n)` yields 1-D tensors of at most n elements, in the stored dtype, that are
     views of the file's memory map: the page cache is read in place, with no copy. Treat them as
     read-only. Once a chunk has been handed on, its pages are released from this process
-    (`madvise(MADV_DONTNEED)`; the page cache keeps them), so resident memory stays at a few
-    chunks however large the shard. Several threads may read one checkpoint at once.
+    (`madvise(MADV_DONTNEED)`; the page cache keeps them; files under RELEASE_MIN are left
+    alone), so resident memory stays at a few chunks however large the shard. Several threads may read one checkpoint at once.
     """
 
     def __init__(self, path: str | Path):
@@ -255,6 +268,8 @@ def _release(mm: mmap.mmap, offset: int, nbytes: int, ahead: bool = False) -> No
     a tensor's end also FAULT_AROUND ahead. A page that another thread still reads is simply
     faulted in again: correct, only slower.
     """
+    if len(mm) < RELEASE_MIN:
+        return
     lo = max(0, (offset - FAULT_AROUND) // PAGE * PAGE)
     end = offset + nbytes + (FAULT_AROUND if ahead else 0)
     hi = min(len(mm), -(-end // PAGE) * PAGE if ahead else end // PAGE * PAGE)

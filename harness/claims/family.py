@@ -89,11 +89,11 @@ class Family:
                 self._write(claim_id, {"status": "decided", "decision": decision.to_dict()})
 
     def _compute(self, claim_id: str) -> dict:
-        from harness.claims.measures import MEASURES
+        from harness.claims.measures import measure_once
 
         entry = self.registry.entry(claim_id)
         try:
-            measured = MEASURES[claim_id](self.lab, self.seeds, entry.primary.case)
+            measured = measure_once(self.lab, claim_id, self.seeds, entry.primary.case)
             decision = decide_case(entry.primary, measured, alpha=self.alpha, single_run=self.single_run)
         except NotApplicable as e:
             return {"status": "not_applicable", "reason": str(e)}

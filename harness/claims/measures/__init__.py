@@ -6,10 +6,11 @@ used (a single hypothesis file, the family of primaries, a helper script).
 
 from __future__ import annotations
 
+import weakref
 from importlib import import_module
 from pkgutil import iter_modules
 
-from harness.claims.measured import Measure
+from harness.claims.measured import Measure, Measured
 
 MEASURES: dict[str, Measure] = {}
 # claim id -> cases whose own runs (shared with no other case) are the suite's longest to train:
@@ -32,6 +33,24 @@ def measure(claim_id: str, *, first: tuple[str, ...] = ()):
         return fn
 
     return register
+
+
+# lab -> {(claim id, seeds, case): Measured}. A primary is measured by its own test and by the
+# Holm family (whichever comes first in a process), on the same runs: once is enough.
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def measure_once(lab, claim_id: str, seeds, case: str) -> Measured:
+    """`MEASURES[claim_id](lab, seeds, case)`, computed once per lab, seeds and case in a process
+    (an error or a skip is raised again each time: nothing is stored for it)."""
+    try:
+        memo = _MEASURED.setdefault(lab, {})
+    except TypeError:  # an object without weak references (a test's stand-in): no memo
+        return MEASURES[claim_id](lab, list(seeds), case)
+    key = (claim_id, tuple(seeds), case)
+    if key not in memo:
+        memo[key] = MEASURES[claim_id](lab, list(seeds), case)
+    return memo[key]
 
 
 for _info in iter_modules(__path__):

@@ -82,8 +82,9 @@ def anchor_holds_slice(lab, seeds: list[int], case: str) -> Measured:
         up_model, normal = runs[0].model(), lab.normal(seeds[0])
         normal_model = normal.model()
         t_up, t_n = heldout(runs[0], "target"), heldout(normal, "target")
-        up_rises = [skip_rise(up_model, t_up, [i]) for i in range(lm.num_layers)]
-        normal_rises = [skip_rise(normal_model, t_n, [i]) for i in range(lm.source_layers)]
+        up_before, normal_before = loss(up_model, t_up), loss(normal_model, t_n)
+        up_rises = [skip_rise(up_model, t_up, [i], up_before) for i in range(lm.num_layers)]
+        normal_rises = [skip_rise(normal_model, t_n, [i], normal_before) for i in range(lm.source_layers)]
         return {f"target loss rise per skipped layer, seed {seeds[0]}":
                 rises_plot(up_rises, normal_rises, lm, anchor, seeds[0])}
 

@@ -52,7 +52,20 @@ def probe_steps(long: Long) -> tuple[int, ...]:
     return tuple(sorted(set(long.early) | {long.epoch, long.steps}))
 
 
+# (run key, probed steps) -> curves: both cases read the same ablations of the same runs, and a
+# session measures a primary twice (its own test and the Holm family).
+_CURVES: dict[tuple[str, tuple[int, ...]], tuple[list, list, list]] = {}
+
+
 def curves(run, lm, steps, model_type: str):
+    """(ablation cost, mean fill, direction cosine) at each probed step, once per run."""
+    key = (run.key, tuple(steps))
+    if key not in _CURVES:
+        _CURVES[key] = _curves(run, lm, steps, model_type)
+    return _CURVES[key]
+
+
+def _curves(run, lm, steps, model_type: str):
     dups = lm.indices("dup")
     cost = [ablation_cost(run, s, dups) for s in steps]
     fill = [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in steps]
