@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from harness.data import IGNORE, TokenSet, collate, epoch_batches
 from harness.errors import UplabError
-from harness.train import modes
+from harness.train import modes, reuse
 from harness.train.evaluate import EVAL_BATCH, evaluate_many
 from harness.train.loop import _tracked_names, plan_steps, set_seed
 from harness.train.optimizer import make_optimizer
@@ -121,8 +121,15 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
 
     def snapshot(step: int):
         t = time.perf_counter()
-        scores = {k: evaluate_many(lambda ids: st.logits(ids.expand(n, -1, -1)), n, ts, pad_id,
-                                   device=device, batch_size=max(1, EVAL_BATCH // n))
+        batch = max(1, EVAL_BATCH // n)
+        fn = reuse.function_key([m.state_dict() for m in prepared], type(prepared[0]).__name__,
+                                prepared[0].config.to_json_string(), f"stack|{n}|{device}|{batch}")
+
+        def score(ts) -> list[dict]:
+            return evaluate_many(lambda ids: st.logits(ids.expand(n, -1, -1)), n, ts, pad_id,
+                                 device=device, batch_size=batch)
+
+        scores = {k: reuse.scored(f"{fn}|{reuse.set_key(ts)}", lambda ts=ts: score(ts))
                   for k, ts in eval_sets.items()}
         for i, m in enumerate(prepared):
             evals[i].append({"step": step, "epoch": step / per_epoch,

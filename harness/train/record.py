@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from harness.errors import UplabError
-from harness.train import dist, modes
+from harness.train import dist, modes, reuse
 from harness.train.evaluate import evaluate
 
 Sink = Callable[[int, dict[str, torch.Tensor]], None]
@@ -65,8 +65,19 @@ class Recorder:
         """Held-out scores on every eval set, then the effective fp32 weights to the sink."""
         t = time.perf_counter()
         accel = self.accel
-        scores = {k: evaluate(self.model, ts, self.pad_id, device=accel.device, autocast=accel.autocast,
-                              batch_size=self.eval_batch) for k, ts in self.eval_sets.items()}
+
+        def score(ts) -> dict:
+            return evaluate(self.model, ts, self.pad_id, device=accel.device, autocast=accel.autocast,
+                            batch_size=self.eval_batch)
+
+        if accel.num_processes == 1:  # under FSDP every rank must run each forward: no reuse
+            model = accel.unwrap_model(self.model)
+            fn = reuse.function_key([model.state_dict()], type(model).__name__, model.config.to_json_string(),
+                                    f"one|{accel.device}|{accel.mixed_precision}|{self.eval_batch}")
+            scores = {k: reuse.scored(f"{fn}|{reuse.set_key(ts)}", lambda ts=ts: score(ts))
+                      for k, ts in self.eval_sets.items()}
+        else:
+            scores = {k: score(ts) for k, ts in self.eval_sets.items()}
         self.evals.append({"step": step, "epoch": step / self.per_epoch, "sets": scores})
         state = dist.snapshot_state(accel, self.model)  # a collective under FSDP; None off the main rank
         if state is not None:
