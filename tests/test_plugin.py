@@ -77,6 +77,9 @@ pytest_plugins = ["fixtures.plugin"]
 
 def _toy(claim_id):
     def measure(lab, seeds, case):
+        if os.environ.get("TOY_CALLS"):
+            with open(os.environ["TOY_CALLS"], "a") as f:
+                f.write(f"{claim_id}/{case}\\n")
         effects = json.loads(Path(os.environ["TOY_EFFECTS"]).read_text())[f"{claim_id}/{case}"]
         if effects == "not applicable":
             from harness.claims import NotApplicable
@@ -513,6 +516,15 @@ def test_report_dir_option(toy, uplab):
         "--report-dir", "elsewhere/r1").assert_outcomes(passed=3)
     assert len(claims_json(uplab, "elsewhere/r1")["claims"]) == 3
     assert not (uplab.path / "reports" / "out").exists()
+
+
+def test_a_primary_is_measured_once_per_process(toy, uplab, monkeypatch):
+    """Each primary is needed by its own test and by every other primary's Holm family: one
+    process measures it once (harness.claims.measures.measure_once)."""
+    calls = uplab.path / "calls.txt"
+    monkeypatch.setenv("TOY_CALLS", str(calls))
+    toy({"a_claim/one": POS8, "a_claim/two": POS8, "b_claim/one": NEG8}).assert_outcomes(passed=3)
+    assert sorted(calls.read_text().split()) == ["a_claim/one", "a_claim/two", "b_claim/one"]
 
 
 def test_xdist_workers_share_one_holm_family_and_one_report(toy, uplab):
