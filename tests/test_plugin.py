@@ -557,3 +557,30 @@ def test_cases_with_the_longest_own_runs_are_scheduled_first():
     first = [f"test_{claim}[tiny-{case}]" for claim, cases in FIRST.items() for case in cases]
     assert first and sorted(i.split("::")[-1] for i in ids[:len(first)]) == sorted(first)
     assert len(ids) > 2 * len(first)  # the rest follow in their own order
+
+
+def _cmdline_config(args, **option):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        args=args, rootpath=ROOT, getini=lambda name: "2",
+        option=SimpleNamespace(**{"numprocesses": None, "maxschedchunk": None, **option}),
+        pluginmanager=SimpleNamespace(hasplugin=lambda name: True))
+
+
+def test_hypotheses_run_on_the_configured_workers_one_test_at_a_time():
+    """`pytest hypotheses/` gets the project's 2 workers and xdist hands tests out one at a time
+    (by default each worker would take an eighth of the suite up front, and the one training
+    the longest runs would hold its share while the other idles); a choice on the command line
+    is kept, and other paths are left alone."""
+    from fixtures.plugin import pytest_cmdline_main
+
+    config = _cmdline_config(["hypotheses/"])
+    pytest_cmdline_main(config)
+    assert (config.option.numprocesses, config.option.maxschedchunk) == (2, 1)
+    chosen = _cmdline_config(["hypotheses/"], maxschedchunk=4)
+    pytest_cmdline_main(chosen)
+    assert chosen.option.maxschedchunk == 4
+    elsewhere = _cmdline_config(["tests/"])
+    pytest_cmdline_main(elsewhere)
+    assert (elsewhere.option.numprocesses, elsewhere.option.maxschedchunk) == (None, None)
