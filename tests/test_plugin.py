@@ -542,9 +542,10 @@ def test_xdist_workers_share_one_holm_family_and_one_report(toy, uplab):
     assert not list((uplab.path / ".uplab-cache" / ".family").glob("*/*"))  # the store is removed
 
 
-def test_cases_with_the_longest_own_runs_are_scheduled_first():
+def test_cases_needing_the_longest_runs_are_scheduled_first_in_order():
     """upscale_room's deep-base case trains bases of its own (28 layers at tiny), the suite's
-    longest: collected first, one xdist worker starts them while another trains the shared bases."""
+    longest, and the long-run and conflicting-target pairs follow: collected first, in FIRST's
+    order, so one xdist worker starts the deep bases while another trains the shared ones."""
     import subprocess
     import sys
 
@@ -555,7 +556,8 @@ def test_cases_with_the_longest_own_runs_are_scheduled_first():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     ids = [line for line in done.stdout.splitlines() if "::" in line]
     first = [f"test_{claim}[tiny-{case}]" for claim, cases in FIRST.items() for case in cases]
-    assert first and sorted(i.split("::")[-1] for i in ids[:len(first)]) == sorted(first)
+    assert first and [i.split("::")[-1] for i in ids[:len(first)]] == first
+    assert first[0] == "test_upscale_room[tiny-contiguous-vs-deep-base]"
     assert len(ids) > 2 * len(first)  # the rest follow in their own order
 
 

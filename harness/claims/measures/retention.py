@@ -38,7 +38,7 @@ ARMS = {"contiguous": ("contiguous", "target", True), "contiguous-same-steps": (
 
 
 
-@measure("upscale_retains_more")
+@measure("upscale_retains_more", first=("contiguous-conflict",))
 def upscale_retains_more(lab, seeds: list[int], case: str) -> Measured:
     strategy, target, matched = ARMS[check_case("upscale_retains_more", case, CASES)]
     lab.needs("original")

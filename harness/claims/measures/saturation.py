@@ -85,7 +85,7 @@ def fit_table(fits, step_fits, seeds):
     return fig
 
 
-@measure("dups_saturate", first=("contiguous-sgd",))
+@measure("dups_saturate", first=("contiguous", "contiguous-sgd"))
 def dups_saturate(lab, seeds: list[int], case: str) -> Measured:
     check_case("dups_saturate", case, CASES)
     lab.needs_training("its learning-rate schedule and snapshots every quarter epoch")
