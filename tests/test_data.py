@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.data import (IGNORE, ByteTokenizer, DataSpec, Local, Synthetic, collate, epoch_batches,
+from harness.data import (IGNORE, ByteTokenizer, DataSpec, Local, Synthetic, TokenSet, collate, epoch_batches,
                           generate, load, load_split, load_tokenizer, tasks)
 from harness.errors import UplabError
 from harness.tiny import BOS_ID, EOS_ID, PAD_ID
@@ -197,3 +197,19 @@ def test_tokenizer_from_local_folder_only(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UplabError, match="no usable tokenizer"):
         load_tokenizer(tmp_path / "empty")
+
+
+def test_token_set_digest_and_batches():
+    """A set's digest follows its contents only, and its cached batches are collate's."""
+    a = TokenSet("t", ((1, 2, 3), (4, 5)), ((False, True, True), (False, True)), True)
+    same = TokenSet("t", ((1, 2, 3), (4, 5)), ((False, True, True), (False, True)), True)
+    other_mask = TokenSet("t", ((1, 2, 3), (4, 5)), ((False, False, True), (False, True)), True)
+    other_name = TokenSet("u", a.seqs, a.masks, True)
+    assert a.digest == same.digest
+    assert len({a.digest, other_mask.digest, other_name.digest}) == 3
+    batches = a.batches(1, 0)
+    assert a.batches(1, 0) is batches  # built once
+    for b, i in zip(batches, (0, 1)):
+        want = collate(a, [i], 0, "answer")
+        assert all(torch.equal(b[k], want[k]) for k in want)
+    assert [b["input_ids"].shape[0] for b in a.batches(2, 0)] == [2]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -25,6 +27,22 @@ class TokenSet:
 
     def __len__(self) -> int:
         return len(self.seqs)
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of the name, tokens and scored positions: equal sets have equal digests."""
+        return hashlib.sha256(repr((self.name, self.has_answers, self.seqs, self.masks)).encode()).hexdigest()
+
+    def batches(self, batch_size: int, pad_id: int, train_on: str = "answer") -> list[dict[str, torch.Tensor]]:
+        """The whole set as consecutive collated batches, built once per set and arguments: a
+        held-out set is scored at every snapshot and every ablation, and collating is
+        per-example Python work. Treat the tensors as read-only."""
+        cache = self.__dict__.setdefault("_batches", {})  # beside the frozen fields
+        key = (batch_size, pad_id, train_on)
+        if key not in cache:
+            cache[key] = [collate(self, range(i, min(i + batch_size, len(self))), pad_id, train_on)
+                          for i in range(0, len(self), batch_size)]
+        return cache[key]
 
 
 def encode_segments(name: str, examples, tok, max_len: int) -> TokenSet:

@@ -129,7 +129,7 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
             return evaluate_many(lambda ids: st.logits(ids.expand(n, -1, -1)), n, ts, pad_id,
                                  device=device, batch_size=batch)
 
-        scores = {k: reuse.scored(f"{fn}|{reuse.set_key(ts)}", lambda ts=ts: score(ts))
+        scores = {k: reuse.scored(f"{fn}|{ts.digest}", lambda ts=ts: score(ts))
                   for k, ts in eval_sets.items()}
         for i, m in enumerate(prepared):
             evals[i].append({"step": step, "epoch": step / per_epoch,

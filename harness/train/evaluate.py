@@ -10,37 +10,16 @@ harness.train.stacked's logits) score through the same tally, so their numbers m
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from harness.data import IGNORE, TokenSet, collate
+from harness.data import IGNORE, TokenSet
 
 # Examples per scoring forward: one model's batch, or split between the seeds of a stack so the
 # logits a forward holds stay the same size.
 EVAL_BATCH = 256
-
-
-# The last few held-out sets' collated batches: a session scores the same set hundreds of times
-# (every snapshot, every ablation), and collating is per-example Python work.
-_BATCHES: OrderedDict[int, tuple[TokenSet, tuple, list[dict]]] = OrderedDict()
-_KEEP = 16
-
-
-def _batches(ts: TokenSet, pad_id: int, batch_size: int) -> list[dict]:
-    hit = _BATCHES.get(id(ts))
-    if hit is not None and hit[0] is ts and hit[1] == (pad_id, batch_size):
-        _BATCHES.move_to_end(id(ts))
-        return hit[2]
-    batches = [collate(ts, range(i, min(i + batch_size, len(ts))), pad_id, "answer")
-               for i in range(0, len(ts), batch_size)]
-    _BATCHES[id(ts)] = (ts, (pad_id, batch_size), batches)
-    _BATCHES.move_to_end(id(ts))
-    while len(_BATCHES) > _KEEP:
-        _BATCHES.popitem(last=False)
-    return batches
 
 
 @torch.no_grad()
@@ -67,7 +46,7 @@ def evaluate_many(logits: Callable[[torch.Tensor], torch.Tensor], n: int, ts: To
     correct = torch.zeros(n, dtype=torch.long)
     exact = torch.zeros(n, dtype=torch.long)
     tokens = 0
-    for b in _batches(ts, pad_id, batch_size):
+    for b in ts.batches(batch_size, pad_id):
         ids, labels = b["input_ids"].to(device), b["labels"].to(device)
         # position t predicts token t+1
         out, labels = logits(ids)[:, :, :-1].float(), labels[:, 1:]

@@ -74,7 +74,7 @@ class Recorder:
             model = accel.unwrap_model(self.model)
             fn = reuse.function_key([model.state_dict()], type(model).__name__, model.config.to_json_string(),
                                     f"one|{accel.device}|{accel.mixed_precision}|{self.eval_batch}")
-            scores = {k: reuse.scored(f"{fn}|{reuse.set_key(ts)}", lambda ts=ts: score(ts))
+            scores = {k: reuse.scored(f"{fn}|{ts.digest}", lambda ts=ts: score(ts))
                       for k, ts in self.eval_sets.items()}
         else:
             scores = {k: score(ts) for k, ts in self.eval_sets.items()}

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import torch
 
-from harness.data import TokenSet
-
-_SCORES: dict[str, dict] = {}
-_SETS: OrderedDict[int, tuple[TokenSet, str]] = OrderedDict()  # id -> (the set, its digest)
-_KEEP_SETS = 16
+_SCORES: dict[str, dict] = {}  # function key | held-out set digest -> scores
 
 
 def function_key(states: list[Mapping[str, torch.Tensor]], *parts: str) -> str:
@@ -40,18 +35,6 @@ def function_key(states: list[Mapping[str, torch.Tensor]], *parts: str) -> str:
             h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\0".encode())
             h.update(t.reshape(-1).contiguous().cpu().view(torch.uint8).numpy())
     return h.hexdigest()
-
-
-def set_key(ts: TokenSet) -> str:
-    """Digest of a held-out set's tokens and scored positions (computed once per set object)."""
-    hit = _SETS.get(id(ts))
-    if hit is not None and hit[0] is ts:
-        return hit[1]
-    h = hashlib.sha256(repr((ts.name, ts.has_answers, ts.seqs, ts.masks)).encode())
-    _SETS[id(ts)] = (ts, h.hexdigest())
-    while len(_SETS) > _KEEP_SETS:
-        _SETS.popitem(last=False)
-    return _SETS[id(ts)][1]
 
 
 def scored(key: str, compute: Callable[[], dict]) -> dict:
