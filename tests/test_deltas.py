@@ -365,3 +365,17 @@ def test_stream_refuses_broken_files(tmp_path, pair):
         Checkpoint(junk)
     save_file({"x": torch.zeros(2)}, tmp_path / "ok.safetensors")
     assert Checkpoint(tmp_path / "ok.safetensors").names() == ["x"]
+
+
+def test_a_rewritten_file_is_read_again(tmp_path):
+    """Headers are parsed once per content (harness.checkpoint.read): a file rewritten in place
+    with other tensors, or truncated, is never answered from what was parsed before."""
+    f = tmp_path / "w.safetensors"
+    save_file({"a": torch.zeros(4)}, str(f))
+    assert list(Checkpoint(f).tensors) == ["a"]
+    save_file({"b": torch.ones(2, 3)}, str(f))
+    with Checkpoint(f) as ck:
+        assert list(ck.tensors) == ["b"] and torch.equal(ck.read("b"), torch.ones(2, 3))
+    f.write_bytes(f.read_bytes()[:-4])
+    with pytest.raises(UplabError, match="truncated"):
+        Checkpoint(f)
