@@ -70,7 +70,9 @@ class Recorder:
             return evaluate(self.model, ts, self.pad_id, device=accel.device, autocast=accel.autocast,
                             batch_size=self.eval_batch)
 
-        if accel.num_processes == 1:  # under FSDP every rank must run each forward: no reuse
+        # Only a single CPU process: under FSDP every rank must run each forward, and on a GPU
+        # scoring is cheap while hashing would copy every weight to the host at each snapshot.
+        if accel.num_processes == 1 and accel.device.type == "cpu":
             model = accel.unwrap_model(self.model)
             fn = reuse.function_key([model.state_dict()], type(model).__name__, model.config.to_json_string(),
                                     f"one|{accel.device}|{accel.mixed_precision}|{self.eval_batch}")

@@ -8,7 +8,8 @@ and seeds vary only the data order (there a step-0 score is about a fifth of a r
 A score is reused only when everything it depends on is equal, down to the bits: the weights'
 bytes, the model's class and config, how it was scored (device, precision, one model or the rows
 of a stack of n, batch size) and the held-out set's tokens. Reused scores are therefore exactly
-the numbers a fresh evaluation would give.
+the numbers a fresh evaluation would give. Only CPU runs in one process reuse scores
+(harness.train.record says why).
 """
 
 from __future__ import annotations
