@@ -23,7 +23,8 @@ from harness.plan import Plan, parse_plan
 from harness.schema import Frozen, invalid
 from harness.train.modes import Freeze, Full, Lora
 
-SCHEMA = "uplab.run/1"
+# /2: the stacked forward trains with SDPA's math kernel on the CPU (harness.train.stacked._attention_kernel)
+SCHEMA = "uplab.run/2"
 # Fields added after cache entries existed, with their defaults: absent from a spec's JSON at the default.
 _LATER = {"optimizer": "adamw"}
 
