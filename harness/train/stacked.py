@@ -200,10 +200,12 @@ def _attention_kernel(device: torch.device):
     """SDPA's math kernel when training on the CPU, its default (flash) otherwise.
 
     At the tiny world's heads (8 wide, ~20 positions) the CPU flash kernel's backward is slow:
-    with the math kernel a stacked training step of 12 seeds takes ~8 % less time (28 layers:
-    254-264 against 276-283 ms), while a forward without gradients (held-out scoring) is
-    fastest with flash (0.81 against 1.04 ms per layer). The two agree to ~1e-6, not bit for
-    bit: runs trained before this choice (run SCHEMA uplab.run/1) are not reused.
+    with the math kernel a stacked training step of 12 seeds took ~8 % less time alone on the
+    machine (28 layers: 254-264 against 276-283 ms) and 4-7 % in the suite's two pre-trainings,
+    while a forward without gradients (held-out scoring) is fastest with flash (0.81 against
+    1.04 ms per layer). The two agree to ~1e-6, not bit for bit, and training amplifies the
+    difference (docs/tiny-world.md, "Engine changes"): runs trained before this choice (run
+    SCHEMA uplab.run/1) are not reused.
     """
     if device.type == "cpu" and torch.is_grad_enabled():
         return sdpa_kernel(SDPBackend.MATH)
