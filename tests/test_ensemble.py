@@ -254,3 +254,27 @@ def test_too_many_stacked_bytes_train_one_by_one(tmp_path, monkeypatch):
     assert "GiB" in ensemble.cannot_stack(model, specs[0], 3)
     out = get_or_run_many(specs, tmp_path)
     assert all("stacked_seeds" not in r.info for r in out)
+
+
+def test_stacked_attention_kernel_is_math_for_training_and_flash_for_scoring():
+    """Scores at snapshots keep the flash kernel (the held-out numbers of a given model do not
+    depend on the training-speed choice); the forward that is differentiated uses the math kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from harness.train.stacked import Stacked
+
+    models = [tiny.build(tiny.preset("tiny"), s) for s in range(2)]
+    st = Stacked(models, torch.device("cpu"))
+    ids = torch.randint(0, 256, (2, 3, 12), generator=torch.Generator().manual_seed(0))
+
+    with torch.no_grad():
+        scored = st.logits(ids)
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            flash = st.logits(ids)
+    trained = st.logits(ids).detach()
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        math = st.logits(ids)
+    assert torch.equal(scored, flash)
+    assert torch.equal(trained, math)
+    assert not torch.equal(trained, scored)  # the kernels differ in the last bits: the test can tell them apart
+    assert (trained - scored).abs().max() < 1e-5
