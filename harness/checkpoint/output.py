@@ -13,6 +13,7 @@ The rules that keep a careless `--force` from costing data:
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -138,9 +139,12 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _stage_prefix(target: Path, kind: str) -> str:
+    return f".{target.name}.uplab-{kind}.{_host()}.{os.getpid()}."
+
+
 def _stage_dir(target: Path, kind: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.uplab-{kind}.{_host()}.{os.getpid()}.",
-                                 dir=target.parent))
+    return Path(tempfile.mkdtemp(prefix=_stage_prefix(target, kind), dir=target.parent))
 
 
 @contextmanager
@@ -156,15 +160,17 @@ def staged_output(out: str | Path, *, force: bool = False,
         raise UplabError(f"cannot create {target.parent} ({e.strerror})") from None
     remove_stale_stages(target.parent)
     with _sigterm_unwinds():  # installed before the stage exists: no window without cleanup
-        stage = _stage_dir(target, "stage")
         try:
+            stage = _stage_dir(target, "stage")
             yield stage
             (stage / MARKER).write_text("written by uplab; `--force` may replace this folder\n")
             apply_umask(stage)
             _move_into_place(stage, target)
         finally:
-            if stage.exists():
-                shutil.rmtree(stage, ignore_errors=True)
+            # By name, not by the variable: a SIGTERM between mkdtemp's mkdir and its return
+            # leaves a stage that `stage` never named.
+            for p in target.parent.glob(glob.escape(_stage_prefix(target, "stage")) + "*"):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def _move_into_place(stage: Path, target: Path) -> None:
