@@ -10,7 +10,7 @@ original before it, claimed > 0.
 The protocol is the registry entry `anchor_holds_slice` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/anchor.py.
 
-Refuted if the CI lies wholly below 0: skipping the matched original costs more than the anchor.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: skipping the matched original costs more than the anchor.
 """
 
 from __future__ import annotations

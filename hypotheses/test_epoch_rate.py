@@ -11,7 +11,7 @@ slows every layer, so the claim is relative).
 The protocol is the registry entry `dup_rate_not_slowing` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/epoch_rate.py.
 
-Refuted if the CI lies wholly below 0: duplicates slow down more than the originals (they
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: duplicates slow down more than the originals (they
 settle).
 """
 

@@ -11,7 +11,7 @@ modules − 3, claimed > 0.
 The protocol is the registry entry `first_layers_outliers` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/first_layers.py.
 
-Refuted if the CI lies wholly below 0: in no module do both first layers reach 3 robust SDs.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: in no module do both first layers reach 3 robust SDs.
 """
 
 from __future__ import annotations

@@ -3,13 +3,14 @@
 Seed: "### Can you replicate this effect on normal models by freezing layers?"
 
 Operationalisation: per seed: original-domain loss rise of the normal model fine-tuned with the
-layers the upscale duplicates frozen − of the contiguous upscale's fine-tune; an equivalence
-claim (TOST within ±sesoi, both in the registry).
+layers the upscale duplicates frozen − of the contiguous upscale's fine-tune, at matched target
+loss, in units of the normal fine-tune's target gain (does freezing reproduce the upscale's
+retention effect?); an equivalence claim (TOST within ±sesoi, both in the registry).
 
 The protocol is the registry entry `freezing_replicates_effect` in harness/claims/registry.yaml;
 the measure is harness/claims/measures/freezing_normal.py.
 
-Refuted if the CI lies wholly outside ±sesoi on one side: a retention demonstrably different.
+Refuted when the refutation test (Holm-adjusted) shows a difference of at least the sesoi: a retention demonstrably different.
 """
 
 from __future__ import annotations

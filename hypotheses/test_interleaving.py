@@ -10,7 +10,7 @@ it.
 The protocol is the registry entry `interleaved_more_balanced` in harness/claims/registry.yaml;
 the measure is harness/claims/measures/interleaving.py.
 
-Refuted if the CI lies wholly above 0: interleaving spreads the change less evenly.
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: interleaving spreads the change less evenly.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 Seed: "### What if we use LoRA?" (about the pattern of Sample B: duplicates more responsive).
 
 Operationalisation: per seed, the contiguous upscale fine-tuned with LoRA (r=8, alpha=16, every
-linear module): log(mean rel of the effective ΔW = s·B·A over dup layers / over orig layers),
-claimed > 0.
+linear module): dups_more_responsive's depth-controlled metric on the effective ΔW = s·B·A,
+claimed > 0; a placebo on a LoRA fine-tune of the normal model must not be supported.
 
 The protocol is the registry entry `lora_same_pattern` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/lora.py.
 
-Refuted if the CI lies wholly below 0: under LoRA the originals change more than the duplicates.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: under LoRA the originals change more than the duplicates.
 """
 
 from __future__ import annotations

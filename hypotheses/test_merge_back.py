@@ -9,7 +9,7 @@ the base's weights − without, claimed < 0; the target-domain cost of the reset
 The protocol is the registry entry `merge_back_first_layers` in harness/claims/registry.yaml;
 the measure is harness/claims/measures/merge_back.py.
 
-Refuted if the CI lies wholly above 0: the fine-tuned first layers must be preserved.
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: the fine-tuned first layers must be preserved.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Cases: the upscale strategy.
 The protocol is the registry entry `o_proj_less_sensitive` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/o_proj_sensitivity.py.
 
-Refuted if the CI lies wholly above 0: o_proj refills faster than down_proj.
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: o_proj refills faster than down_proj.
 """
 
 from __future__ import annotations

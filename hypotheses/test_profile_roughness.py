@@ -10,7 +10,7 @@ upscale strategy. The upscale is deeper, which leans against the claim (see the 
 The protocol is the registry entry `upscale_perturbs_profile` in harness/claims/registry.yaml;
 the measure is harness/claims/measures/profile_roughness.py.
 
-Refuted if the CI lies wholly below 0: the plain fine-tune's profile is the rougher.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: the plain fine-tune's profile is the rougher.
 """
 
 from __future__ import annotations

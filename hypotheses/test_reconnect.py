@@ -11,7 +11,7 @@ ablation cost of skipping every duplicate / half-time of the duplicates' fill), 
 The protocol is the registry entry `few_steps_reconnect` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/reconnect.py.
 
-Refuted if the CI lies wholly above 0: the function follows the fill (step-by-step repair).
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: the function follows the fill (step-by-step repair).
 """
 
 from __future__ import annotations

@@ -4,14 +4,17 @@ Seed: "The duplicated layers seem to be playing catch up with the original layer
 more responsive to training than the original layers" (Sample B of the model card).
 
 Operationalisation: per training run (seed): the relative weight change rel = ‖ΔW‖/‖W₀‖ of the
-fine-tuned upscale, step 0 -> end, over the modules a duplicate keeps at full scale; effect
-log(mean rel over dup layers / mean rel over orig layers), claimed > 0. Cases: the upscale
-strategy.
+fine-tuned upscale, step 0 -> end, over the modules a duplicate keeps at full scale; effect: per
+duplicate, log mean rel minus the originals' log mean-rel profile interpolated at the duplicate's
+own output depth (change rises with depth), averaged per duplicated source and over sources;
+claimed > 0. A placebo (the same metric on the normal fine-tune at the duplicates' relative
+depths) must not be supported, or the test fails. Cases: the upscale strategy; the unmatched and
+the earlier source-matched contrasts are exploratory.
 
 The protocol is the registry entry `dups_more_responsive` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/responsiveness.py.
 
-Refuted if the CI lies wholly below 0: originals change more.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: originals change more.
 """
 
 from __future__ import annotations

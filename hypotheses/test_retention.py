@@ -3,14 +3,15 @@
 Seed: "Training upscaled models will result in retaining more of the original model's
 performance & behavior" and "The larger model seems to have preserved more of its smarts".
 
-Operationalisation: per seed: the original-domain loss rise (end − step 0) of the upscaled
-fine-tune − of the plain fine-tune (same LR, steps, data order), claimed < 0. Cases: the upscale
-strategy.
+Operationalisation: per seed: the original-domain loss rise (from step 0) of the upscaled
+fine-tune − of the plain fine-tune (same LR, data order), read at matched target loss, in units
+of the plain fine-tune's target gain, claimed < 0. Cases: the upscale strategy, the same steps,
+the conflicting target.
 
 The protocol is the registry entry `upscale_retains_more` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/retention.py.
 
-Refuted if the CI lies wholly above 0: the upscale forgets more of the original domain.
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: the upscale forgets more of the original domain.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ duplicates' zeroed o_proj/down_proj against the cumulative learning rate; effect
 The protocol is the registry entry `dups_saturate` in harness/claims/registry.yaml; the measure
 is harness/claims/measures/saturation.py.
 
-Refuted if the CI lies wholly above 0: the fill accelerates per unit of learning rate.
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: the fill accelerates per unit of learning rate.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ pairs across slices, claimed > 0.
 The protocol is the registry entry `slices_self_connected` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/slice_connectivity.py.
 
-Refuted if the CI lies wholly below 0: layers across the boundary change more alike.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: layers across the boundary change more alike.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ duplicate region's change profile at the second slice's start against elsewhere,
 The protocol is the registry entry `slice_own_gradient` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/slice_gradient.py.
 
-Refuted if the CI lies wholly below 0 (change falls inside slices; no restart at the boundary).
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction (change falls inside slices; no restart at the boundary).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ over the intervals; `rank`: Spearman(depth, change), start -> end, claimed > 0.
 The protocol is the registry entry `top_down_gradient` in harness/claims/registry.yaml; the
 measure is harness/claims/measures/top_down_gradient.py.
 
-Refuted if the CI lies wholly on the other side of 0 (the change moves up; the bottom changes
+Refuted when the refutation test (Holm-adjusted) shows the effect short of the sesoi, or on the other side of 0 (the change moves up; the bottom changes
 most).
 """
 

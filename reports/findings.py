@@ -3,8 +3,12 @@
 The README holds the table between two marker comments, `<!-- findings:tiny -->` and
 `<!-- /findings:tiny -->`; `block(body)` is exactly what belongs between them (a test checks
 that it is), `splice(readme, body)` puts it there. Numbers are the baseline's, never typed.
-One-sided claims show their one-sided (1 - alpha) bound, equivalence claims the 90 % interval;
-exploratory rows carry no adjusted p (they decide nothing).
+Every row shows both one-sided bounds at the levels of the (Holm-adjusted) tests they invert and
+which one decided, both tests' p-values and the placebo where a claim has one; exploratory rows
+carry no adjusted p (they decide nothing). Below the table, the regime checks: per check its
+threshold, the seeds passing and the median, and the claims "not in regime" with the number that
+failed. A baseline recorded under protocol v1 (`uplab.baseline/1`, archived in
+`hypotheses/expected/archive/`) can still be read for the matrix, its column marked so.
 
 Several baselines give the claim x scale matrix instead (`matrix`, markers
 `<!-- findings:tiny+real -->`): each claim's primary verdict and effect per scale, side by side.
@@ -14,14 +18,18 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UplabError
 from reports import view
+from reports.records import NOT_IN_REGIME
 
-COLUMNS = ("claim", "case", "kind", "test", "verdict", "effect", "bound / interval", "p", "p_adj", "n")
+COLUMNS = ("claim", "case", "kind", "test", "verdict", "effect", "bounds (level); which decided",
+           "p support / refutation", "Holm p support / refutation", "placebo", "n")
+OLD_SCHEMAS = ("uplab.baseline/1",)  # protocol v1: one test, bootstrap interval (readable, not recordable)
 
 
 def markers(scale: str) -> tuple[str, str]:
@@ -47,7 +55,8 @@ def load(path: Path) -> dict:
     except json.JSONDecodeError as e:
         raise UplabError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); re-record it with "
                          "`uplab report DIR --record`") from None
-    if (not isinstance(body, dict) or body.get("schema") != SCHEMA or not isinstance(body.get("scale"), str)
+    if (not isinstance(body, dict) or body.get("schema") not in (SCHEMA, *OLD_SCHEMAS)
+            or not isinstance(body.get("scale"), str)
             or not isinstance(body.get("results"), list)
             or not all(isinstance(r, dict) and isinstance(r.get("claim"), str) for r in body["results"])):
         raise UplabError(f"{path} is not a uplab baseline (schema {SCHEMA!r} with a scale and results); "
@@ -65,9 +74,12 @@ def _as_claim(result: Mapping[str, Any], registry) -> dict[str, Any]:
         entry = registry.entry(result["claim"])
         case = next((c for c in entry.cases if c.case == result.get("case")), entry.primary)
         decision["direction"] = case.direction  # baselines recorded before they kept it
+    placebo = result.get("placebo")
     return {"id": result["claim"], "case": result.get("case") or "", "decision": decision, "alpha": alpha,
             "primary": result.get("primary", True), "units": result.get("units") or "runs (seeds)",
-            "sesoi": result.get("sesoi")}
+            "sesoi": result.get("sesoi"), "regime": result.get("regime"),
+            "placebo": placebo and {"decision": {**placebo, "label": view.LABELS.get(placebo.get("verdict"))},
+                                    "control_failed": placebo.get("control_failed")}}
 
 
 def _cell(text: Any) -> str:
@@ -100,8 +112,34 @@ def table(body: Mapping[str, Any], *, registry=None) -> str:
         n = view.n_text(c)
         cells = (f"`{r['claim']}`", r.get("case") or "—", "primary" if primary else "exploratory",
                  d.get("test") or "—", view.verdict_text(c), view.signed(d.get("effect")),
-                 view.bound_text(c), view.pval(d.get("p")), view.pval(d.get("p_adj")) if primary else "—", n)
+                 view.bound_text(c), f"{view.pval(d.get('p'))} / {view.pval(d.get('p_ref'))}",
+                 f"{view.pval(d.get('p_adj'))} / {view.pval(d.get('p_ref_adj'))}" if primary else "—",
+                 view.placebo_text(c) or "—", n)
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    return "\n".join(lines) + "\n" + regime_table(body)
+
+
+def regime_table(body: Mapping[str, Any]) -> str:
+    """The regime checks of a baseline: per check its threshold, seeds passing and median (from
+    the primaries' recorded checks), and which primaries are not in regime for want of it."""
+    checks: dict[str, dict[str, Any]] = {}
+    for r in body["results"]:
+        for k in ((r.get("regime") or {}).get("checks") or []):
+            row = checks.setdefault(k["name"], {**k, "claims": set()})
+            if r.get("primary", True) and r.get("verdict") == NOT_IN_REGIME and k.get("passed") is False:
+                row["claims"].add(r["claim"])
+    if not checks:
+        return ""
+    lines = ["", "Regime checks (per seed, on the default fine-tunes; thresholds from the registry):", "",
+             "| check | threshold | seeds passing | median | range | primaries not in regime for it |",
+             "|---|---|---|---|---|---|"]
+    for name, k in checks.items():
+        values = [v for v in (k.get("values") or []) if v is not None]
+        median = view.num(statistics.median(values) if values else None)
+        spread = f"{view.num(min(values))} – {view.num(max(values))}" if values else "not measured"
+        lines.append(f"| `{name}` | {k.get('op')} {view.num(k.get('threshold'))} | "
+                     f"{k.get('seeds_passing')} / {len(k.get('values') or [])} | {median} | {spread} | "
+                     + (", ".join(f"`{c}`" for c in sorted(k["claims"])) or "—") + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -116,12 +154,15 @@ def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
     if len(set(scales)) != len(scales):
         raise UplabError(f"one baseline per scale, got scales {', '.join(scales)}")
     primaries = [{r["claim"]: r for r in b["results"] if r.get("primary", True)} for b in bodies]
+    def protocol(b) -> str:
+        return " (protocol v1: one test, bootstrap bound)" if b.get("schema") in OLD_SCHEMAS else ""
+
     lines = [
         "Primary results per scale (Holm-adjusted within each scale's family; "
         + "; ".join(f"`{_cell(b['scale'])}` from commit `{_cell(str(b.get('commit') or 'unknown')[:12])}`"
-                    for b in bodies) + ").",
+                    + protocol(b) for b in bodies) + ").",
         "",
-        "| claim | " + " | ".join(f"`{_cell(s)}`" for s in scales) + " |",
+        "| claim | " + " | ".join(f"`{_cell(s)}`" + protocol(b) for s, b in zip(scales, bodies)) + " |",
         "|---|" + "|".join("---" for _ in scales) + "|",
     ]
     for claim_id, entry in registry.claims.items():

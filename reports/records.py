@@ -12,7 +12,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from harness.stats.decision import VERDICTS  # re-exported: the report's one verdict list
+from harness.stats.decision import VERDICTS as DECIDED
+
+# the report's one verdict list: the statistics' four, and a claim whose runs missed its regime
+NOT_IN_REGIME = "not in regime"
+VERDICTS = (*DECIDED, NOT_IN_REGIME)
 
 SCALE_ORDER = ("tiny", "small", "real", "full")
 
@@ -50,6 +54,9 @@ class ClaimRecord:
     seeds: list[int] | None = None
     runs: list[str] = field(default_factory=list)  # run-spec hashes the effects came from
     plots: dict[str, str] = field(default_factory=dict)  # name -> base64 PNG
+    regime: dict[str, Any] | None = None  # harness.claims.regime.Regime.to_dict(): checks per seed
+    placebo: dict[str, Any] | None = None  # the placebo arm: metric, effects, decision, control_failed
+    notes: dict[str, list] = field(default_factory=dict)  # side numbers per seed, shown, never decided
 
     @property
     def verdict(self) -> str:
@@ -91,7 +98,8 @@ class ClaimRecord:
         if data["expected"] is not None and data["expected"] not in VERDICTS:
             raise ValueError(f"claim {data['id']!r}: expected must be one of {VERDICTS} or null")
         for name, kind in (("effects", list), ("seeds", list), ("runs", list), ("protocol", dict),
-                           ("family", dict), ("detectable", dict), ("baseline", dict)):
+                           ("family", dict), ("detectable", dict), ("baseline", dict),
+                           ("regime", dict), ("placebo", dict), ("notes", dict)):
             if data.get(name) is not None and not isinstance(data[name], kind):
                 raise ValueError(f"claim {data['id']!r}: field {name!r} must be a "
                                  f"{'list' if kind is list else 'mapping'}, got {type(data[name]).__name__}")

@@ -3,9 +3,9 @@ go with a verdict (the bound that decided it, what would have refuted it, what a
 result could have detected), the headline (primary) and exploratory tables, per-claim groups,
 and the plain-text verdict table for the terminal.
 
-Wording rules (issue 10): a one-sided claim is shown with its one-sided (1 - alpha) bound, an
-equivalence claim with its 1 - 2 alpha (90 %) interval; "no effect of interest" is said only
-when the whole interval lies inside ±sesoi.
+Wording rules (protocol v2): every result shows both one-sided bounds, each at the level its
+(Holm-adjusted) test was judged at, and which bound decided; a refutation says what its test
+showed (the opposite direction, or no effect of interest: the mean shown below the sesoi).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reports.forest import sesoi_of
-from reports.records import SCALE_ORDER, ClaimRecord
+from harness.stats.decision import LABELS
+from reports.records import NOT_IN_REGIME, SCALE_ORDER, ClaimRecord
 
 DASH = "—"
 
@@ -85,17 +86,22 @@ def interval_level(claim: Mapping[str, Any]) -> str:
     return pct(1 - 2 * _alpha(claim))
 
 
+def _level(d: Mapping[str, Any], side: str) -> str:
+    level = d.get(f"level_{side}")
+    return pct(1 - level) if isinstance(level, (int, float)) else DASH
+
+
 def bound_text(claim: Mapping[str, Any]) -> str:
-    """The interval that matches the test: "≥ +0.18, one-sided 95 %" for a one-sided claim
-    (the bound on the claimed side), "90 % CI [a, b]" for equivalence (TOST)."""
+    """Both one-sided bounds, each at the (Holm-adjusted) level of the test it inverts, and which
+    one decided: "≥ +0.18 (99.6 %), ≤ +0.31 (95 %); lower decided"."""
     d = claim["decision"]
-    if test_of(claim) == "equivalence":
+    if "level_low" not in d or d.get("level_low") is None:  # a report from before protocol v2
         return f"{interval_level(claim)} CI {ci(d)}"
-    greater = direction_of(claim) == "greater"
-    bound = d.get("ci_low") if greater else d.get("ci_high")
-    if bound is None:
-        return DASH
-    return f"{'≥' if greater else '≤'} {signed(bound)}, one-sided {one_sided_level(claim)}"
+    low = f"≥ {signed(d.get('ci_low'))} ({_level(d, 'low')})"
+    high = f"≤ {signed(d.get('ci_high'))} ({_level(d, 'high')})"
+    decided = d.get("decided_by") or ""
+    which = decided.split(" ")[0]
+    return f"{low}, {high}" + (f"; {which} decided" if which in ("lower", "upper", "both") else "")
 
 
 def refuted_if(claim: Mapping[str, Any]) -> str | None:
@@ -105,41 +111,33 @@ def refuted_if(claim: Mapping[str, Any]) -> str | None:
         return None
     test = test_of(claim)
     if test == "equivalence":
-        return (f"would have been refuted had the {interval_level(claim)} interval lain wholly "
-                f"outside ±{num(sesoi)} (a difference of at least the sesoi)")
+        return (f"would have been refuted had the interval been shown outside ±{num(sesoi)} "
+                "(a difference of at least the sesoi, Holm-adjusted)")
     greater = direction_of(claim) == "greater"
     floor = sesoi if test == "superiority" else -sesoi  # claimed-direction coordinates
     threshold = floor if greater else -floor
     which, move = ("upper", "fallen below") if greater else ("lower", "risen above")
-    return (f"would have been refuted had the one-sided {one_sided_level(claim)} {which} bound "
+    return (f"would have been refuted had the {which} bound, at its Holm-adjusted level, "
             f"{move} {signed(threshold)}"
-            + (" (the sesoi)" if test == "superiority" else " (the non-inferiority margin)"))
+            + (" (the sesoi) while the effect was not shown" if test == "superiority"
+               else " (the non-inferiority margin)"))
 
 
 def refuted_as(claim: Mapping[str, Any]) -> str | None:
-    """For a refuted result, what the interval shows. "No effect of interest" only when the
-    whole interval is inside ±sesoi."""
-    d, sesoi = claim["decision"], sesoi_of(claim)
-    low, high = d.get("ci_low"), d.get("ci_high")
-    if sesoi is None or low is None or high is None:
-        return None
-    test = test_of(claim)
-    if test == "equivalence":
-        return f"a difference of at least the sesoi (interval wholly outside ±{num(sesoi)})"
-    if -sesoi < low and high < sesoi:
-        return f"no effect of interest (inside ±{num(sesoi)})"
-    greater = direction_of(claim) == "greater"
-    upper = high if greater else -low  # the bound the claim needs large, claimed direction positive
-    if test == "non-inferiority":
-        return f"worse than the non-inferiority margin ({signed(-sesoi if greater else sesoi)})"
-    if upper < 0:
-        return "opposite direction"
-    return f"smaller than the sesoi ({num(sesoi)})"
+    """For a refuted result, what the refutation test showed (the decision says it)."""
+    d = claim["decision"]
+    return d.get("refutation") or None
 
 
 def verdict_text(claim: Mapping[str, Any]) -> str:
-    """The verdict with its qualifier: "refuted: opposite direction"."""
-    verdict = claim["decision"]["verdict"]
+    """The verdict with its qualifier: "refuted: opposite direction", "not in regime: …"."""
+    d = claim["decision"]
+    verdict = d["verdict"]
+    if verdict == NOT_IN_REGIME:
+        failing = [c["name"] for c in (claim.get("regime") or {}).get("checks", []) if c.get("passed") is False]
+        return f"{verdict}: {', '.join(failing)}" if failing else verdict
+    if verdict == "smaller":
+        return LABELS["smaller"]
     why = refuted_as(claim) if verdict == "refuted" else None
     return f"{verdict}: {why}" if why else verdict
 
@@ -200,7 +198,9 @@ def _scale_rank(scale: str) -> int:
 
 
 DECISION_FIELDS = ("verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", "method", "within_run",
-                   "reason", "test", "direction", "sesoi", "alpha", "bound", "ci_level", "values")
+                   "reason", "test", "direction", "sesoi", "alpha", "bound", "ci_level", "values",
+                   "p_ref", "p_ref_adj", "level_low", "level_high", "decided_by", "label",
+                   "refutation", "statistical_verdict")
 PROVENANCE_DEFAULTS = {"git_commit": None, "started_at": None, "wall_time_s": None, "devices": [],
                        "seeds": [], "runs": [], "packages": {}}
 PROTOCOL_FIELDS = ("case", "metric", "unit", "direction", "test", "sesoi", "sesoi_why", "why", "card")
@@ -216,6 +216,31 @@ def _claim(data: Mapping[str, Any]) -> dict[str, Any]:
     claim["matched"] = claim["expected"] is None or claim["decision"]["verdict"] == claim["expected"]
     claim["moved"] = bool((claim.get("baseline") or {}).get("moved"))
     return claim
+
+
+def regime_tables(claims: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per scale, the regime checks measured for its claims: check, threshold, per-seed values,
+    seeds passing, and which claims need it (each check is measured once per scale and seeds)."""
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
+    for c in claims:
+        for check in (c.get("regime") or {}).get("checks", []):
+            rows = tables.setdefault(c["scale"], {})
+            row = rows.setdefault(check["name"], {**check, "claims": []})
+            if c["id"] not in row["claims"]:
+                row["claims"].append(c["id"])
+    return [{"scale": scale, "checks": list(rows.values())}
+            for scale, rows in sorted(tables.items(), key=lambda kv: _scale_rank(kv[0]))]
+
+
+def placebo_text(claim: Mapping[str, Any]) -> str | None:
+    """The placebo beside a claim: its verdict (as if it were the claim), effect and bounds."""
+    placebo = claim.get("placebo")
+    if not placebo:
+        return None
+    d = placebo["decision"]
+    flag = " — the control FAILS" if placebo.get("control_failed") else ""
+    return (f"{d.get('label') or d.get('verdict')}, effect {signed(d.get('effect'))} "
+            f"[{signed(d.get('ci_low'))}, {signed(d.get('ci_high'))}]{flag}")
 
 
 def context(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,6 +285,8 @@ def context(document: Mapping[str, Any]) -> dict[str, Any]:
         "verdict_text": verdict_text,
         "n_text": n_text,
         "detectable_text": detectable_text,
+        "placebo_text": placebo_text,
+        "regimes": regime_tables(claims),
         "seeds_shown": seeds_shown,
         "one_sided_level": one_sided_level,
         "interval_level": interval_level,

@@ -37,8 +37,7 @@ def result(claim_id: str, case: str | None = None, effects=POSITIVE, *, scale: s
     entry = REGISTRY.entry(claim_id)
     spec = entry.case(case) if case else entry.primary
     if decision is None:
-        decision = decide(list(effects), direction=spec.direction, sesoi=spec.sesoi,
-                          test=spec.test if spec.test != "equivalence" else "superiority")
+        decision = decide(list(effects), direction=spec.direction, sesoi=spec.sesoi, test=spec.test)
     per_run = not decision.within_run
     values = dict(
         id=claim_id, scale=scale, statement=entry.statement, method=decision.method,
@@ -70,6 +69,8 @@ def _decision(data: dict) -> Decision:
     names = {f.name for f in dataclasses.fields(Decision) if f.init}
     out = {k: v for k, v in data.items() if k in names}
     out["values"] = tuple(out.get("values") or ())
+    out["ci_low"] = float("-inf") if out.get("ci_low") is None else out["ci_low"]
+    out["ci_high"] = float("inf") if out.get("ci_high") is None else out["ci_high"]
     return Decision(**out)
 
 

@@ -12,7 +12,9 @@ from harness.claims.function import (Curve, exchange_rate, matched_rises, pair_c
                                      read_at_level)
 from harness.claims.measures.merge_back import first_pair_contrast
 from harness.claims.measures.reconnect import reconnection_time
-from harness.claims.patterns import depth_matched_log_ratio, depth_matched_log_ratios, dup_orig_log_ratio
+from harness.claims.patterns import (depth_controlled_log_ratio, depth_matched_log_ratio,
+                                     depth_matched_log_ratios, dup_orig_log_ratio, placebo_dups,
+                                     placebo_log_ratio)
 from harness.claims.settings import plan_for
 from harness.claims.time import mean_rel
 from harness.claims.units import source_pairs
@@ -131,6 +133,48 @@ def test_change_rising_with_depth_alone_is_no_depth_matched_effect():
     ratios = depth_matched_log_ratios(rows, lm)
     assert list(ratios) == sorted({lm.source_of(i) for i in lm.indices("dup")})
     assert all(r == pytest.approx(0.0) for r in ratios.values())
+
+
+def test_change_rising_with_output_depth_is_no_depth_controlled_effect_but_fools_the_source_match():
+    """Issue 21: change that rises with *output* depth alone. The source-matched control compares
+    each copy with its source's original, which sits shallower, so it still finds an effect; the
+    depth-controlled metric (originals' profile at the copy's own depth) finds none."""
+    lm = plan_for("contiguous", 16).layer_map(16, "mistral")
+    rows = rows_for(lm, lambda e, m: math.exp(0.05 * e.index))  # log change linear in output depth
+    assert depth_matched_log_ratio(rows, lm) > 0.2  # the old control rewards depth
+    assert depth_controlled_log_ratio(rows, lm) == pytest.approx(0.0, abs=1e-12)
+    up = rows_for(lm, lambda e, m: math.exp(0.05 * e.index) * (1.5 if e.role == "dup" else 1.0))
+    assert depth_controlled_log_ratio(up, lm) == pytest.approx(math.log(1.5))
+
+
+def test_the_placebo_reads_the_normal_model_at_the_duplicates_relative_depths():
+    lm = plan_for("contiguous", 16).layer_map(16, "mistral")  # 28 layers, dups at 12-23
+    assert placebo_dups(lm, 16) == [7, 8, 9, 10, 11, 12, 13]
+    normal = LayerMap.identity(16)
+    flat = rows_for(normal, lambda e, m: math.exp(0.05 * e.index))  # depth alone: no placebo effect
+    assert placebo_log_ratio(flat, lm, 16) == pytest.approx(0.0, abs=1e-12)
+    bump = rows_for(normal, lambda e, m: 2.0 if 7 <= e.index <= 13 else 1.0)
+    assert placebo_log_ratio(bump, lm, 16) == pytest.approx(math.log(2.0))
+
+
+def test_a_supported_placebo_fails_the_claim_and_a_null_one_does_not():
+    """The control check of the plugin: a placebo that the claim's own rule would support fails
+    the test whatever the claim's verdict (fails when the check or the placebo is dropped)."""
+    from fixtures.claim import placebo_result
+    from harness.claims.measured import Measured
+    from harness.claims.registry import load
+
+    case = load().entry("dups_more_responsive").primary
+    seeds = list(range(12))
+    depth_driven = Measured(effects=[0.3] * 12, seeds=seeds, placebo=[0.25 + 0.01 * s for s in seeds],
+                            placebo_metric="m")
+    failed = placebo_result(case, depth_driven, alpha=0.05, single_run=False)
+    assert failed["control_failed"] and failed["decision"]["verdict"] == "supported"
+    null = Measured(effects=[0.3] * 12, seeds=seeds, placebo=[(-1) ** s * 0.01 for s in seeds],
+                    placebo_metric="m")
+    assert not placebo_result(case, null, alpha=0.05, single_run=False)["control_failed"]
+    assert placebo_result(case, Measured(effects=[0.3] * 12, seeds=seeds), alpha=0.05,
+                          single_run=False) is None
 
 
 def test_a_duplicated_source_without_an_orig_copy_is_an_error():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from harness.claims.settings import plan_for
@@ -89,3 +90,16 @@ def test_a_layer_outside_the_map_is_an_error():
         by_source({7: 1.0}, two_copies())
     with pytest.raises(ValueError, match="at least one dup and one orig"):
         role_units({0: 1.0}, two_copies())
+
+
+def test_a_flat_slice_segment_is_left_out_not_counted_as_zero():
+    """A segment with no change differences has no rank correlation: it must not enter the mean as
+    rho = 0 (which would pull every effect towards 0)."""
+    from harness.claims.patterns import within_slice_rho
+
+    lm = tiny("contiguous")
+    rows = rows_for(lm, lambda e, m: 1.0 + (e.index if m == "q_proj" else 0.0))  # up_proj flat
+    rhos = within_slice_rhos(rows, lm)
+    assert all(np.isnan(v) for (_, m), v in rhos.items() if m == "up_proj")
+    assert within_slice_rho(rows, lm) == pytest.approx(1.0)  # q_proj rises in both slices
+    assert slice_units(rhos, lm) == pytest.approx((1.0,))

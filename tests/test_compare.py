@@ -132,7 +132,7 @@ def test_one_key_from_two_tests_is_told_apart_by_nodeid(tmp_path):
     ('{"schema": "uplab-claims/1", "claims": [{"id": "x"}]}',
      "*is not a uplab claims.json: claim 0 lacks a string 'id' and 'scale'"),
     ('{"schema": "uplab-claims/1", "claims": [{"id": "x", "scale": "tiny", "decision": {"verdict": "yes"}}]}',
-     "*is not a uplab claims.json: claim 0 (x) has no decision.verdict in ('supported', 'refuted', 'inconclusive')"),
+     "*is not a uplab claims.json: claim 0 (x) has no decision.verdict in ('supported', 'smaller', 'refuted', 'inconclusive', 'not in regime')"),
     ('{"schema": "uplab-claims/2", "claims": [{"id": "x", "scale": "tiny", "decision": {"verdict": "refuted"}, '
      '"primary": "no"}]}', "*is not a uplab claims.json: claim 0 ('x'): 'primary' must be true or false, got str"),
 ], ids=["missing", "truncated", "binary", "list", "schema", "claims", "fields", "verdict", "primary"])

@@ -15,9 +15,9 @@ from tests.report_helpers import MIXED, PROVENANCE, family, result
 
 
 def claim(effect, low, high, *, direction="greater", test="superiority", sesoi=0.1, p=0.001,
-          primary=True, scale="tiny", id="c") -> dict:
+          primary=True, scale="tiny", id="c", p_ref=1.0) -> dict:
     d = Decision(effect=effect, ci_low=low, ci_high=high, p=p, n=8, method="m", direction=direction,
-                 sesoi=sesoi, test=test)
+                 sesoi=sesoi, test=test, p_ref=p_ref)
     return {"id": id, "case": "", "scale": scale, "primary": primary, "decision": d.to_dict()}
 
 
@@ -68,7 +68,7 @@ def _rows_drawn(fig):
 
 
 def test_coloured_by_verdict_and_labelled_by_claim():
-    claims = [claim(0.3, 0.2, 0.4, id="sup"), claim(-0.3, -0.4, -0.2, p=1.0, id="ref"),
+    claims = [claim(0.3, 0.2, 0.4, id="sup"), claim(-0.3, -0.4, -0.2, p=1.0, p_ref=0.001, id="ref"),
               claim(0.05, -0.1, 0.2, p=0.3, id="inc")]
     rows = forest.rows(claims)
     assert [r["verdict"] for r in rows] == ["inconclusive", "refuted", "supported"]  # by id: inc, ref, sup

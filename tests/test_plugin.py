@@ -53,6 +53,7 @@ claims:
     card: "the card says A"
     statement: A holds.
     module: toy
+    construction: "a toy claim of this test: its effects are given, not measured"
     primary: {case: one, metric: effect a, unit: nats, direction: greater, test: superiority,
               sesoi: 0.1, sesoi_why: "a tenth of a nat is the least that matters"}
     secondary: [{case: two, why: "another layout"}]
@@ -62,6 +63,7 @@ claims:
     card: "the card says B"
     statement: B holds.
     module: toy
+    construction: "a toy claim of this test: its effects are given, not measured"
     primary: {case: one, metric: effect b, unit: nats, direction: less, test: superiority,
               sesoi: 0.1, sesoi_why: "a tenth of a nat is the least that matters"}
     scales: [tiny]

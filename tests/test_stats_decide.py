@@ -1,4 +1,5 @@
-"""`decide` / `decide_paired`: verdicts on hand-made effects, determinism, bad input."""
+"""`decide` / `decide_paired`: the four verdicts on hand-made effects, bounds that agree with the
+tests, determinism, bad input."""
 
 import json
 
@@ -26,8 +27,8 @@ def test_effect_is_the_mean_of_the_runs():
 
 def test_clear_negative_refutes_a_greater_claim():
     d = decide(-np.asarray(CLEAR), direction="greater")
-    assert d.verdict == "refuted" and d.p == 1.0 and d.ci_high < 0
-    assert "wholly below +0" in d.reason
+    assert d.verdict == "refuted" and d.p == 1.0 and d.p_ref == 1 / 256 and d.ci_high < 0
+    assert d.refutation == "opposite direction" and d.decided_by == "upper bound"
 
 
 def test_direction_less_supports_negative_effects():
@@ -37,25 +38,45 @@ def test_direction_less_supports_negative_effects():
 
 
 def test_null_effects_are_inconclusive():
-    d = decide([0.3, -0.5, 1.1, -0.9, 0.2, -0.1, 0.6, -0.7], direction="greater")
-    assert d.verdict == "inconclusive" and d.p > 0.3 and d.ci_low < 0 < d.ci_high
+    x = 3 * np.array([0.3, -0.5, 1.1, -0.9, 0.2, -0.1, 0.6, -0.7])
+    d = decide(x, direction="greater", sesoi=1.0)
+    assert d.verdict == "inconclusive" and d.p > 0.3 and d.ci_low < 0 and d.ci_high > 1.0
 
 
-def test_equivalence_within_sesoi_refutes():
+def test_shown_below_the_sesoi_without_an_effect_refutes():
     d = decide([0.03, -0.05, 0.11, -0.09, 0.02, -0.01, 0.06, -0.07], direction="greater", sesoi=1.0)
-    assert -1.0 < d.ci_low and d.ci_high < 1.0
-    assert d.verdict == "refuted" and "sesoi=1" in d.reason
+    assert d.ci_high < 1.0 and d.ci_low < 0 and d.p_ref < d.alpha <= d.p
+    assert d.verdict == "refuted" and d.refutation.startswith("no effect of interest")
 
 
-def test_significant_but_below_sesoi_is_refuted_not_supported():
-    tiny = np.asarray(CLEAR) / 100  # p = 1/256, but every plausible mean is < 0.5
+def test_real_but_smaller_than_the_sesoi_has_its_own_verdict():
+    tiny = np.asarray(CLEAR) / 100  # shown > 0 (p = 1/256) and shown < 0.5
     d = decide(tiny, direction="greater", sesoi=0.5)
-    assert d.p < d.alpha and d.verdict == "refuted"
+    assert d.p < d.alpha and d.p_ref < d.alpha
+    assert d.verdict == "smaller" and d.decided_by == "both bounds"
+    assert 0 < d.ci_low and d.ci_high < 0.5
 
 
-def test_ci_crossing_sesoi_is_not_refuted():
-    d = decide(np.asarray(CLEAR) / 10, direction="greater", sesoi=0.5)  # CI straddles 0.5
-    assert d.ci_low < 0.5 < d.ci_high and d.verdict == "supported"
+def test_bound_crossing_sesoi_is_supported():
+    d = decide(np.asarray(CLEAR) / 10, direction="greater", sesoi=0.5)  # upper bound above 0.5
+    assert d.ci_low > 0 and d.ci_high > 0.5 and d.verdict == "supported"
+
+
+@pytest.mark.parametrize("sesoi", [0.05, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("direction", ["greater", "less"])
+def test_bounds_agree_with_the_tests_at_every_level(sesoi, direction):
+    """The support bound excludes the null exactly when the support test rejects, the refutation
+    bound excludes the sesoi exactly when the refutation test rejects, before and after Holm."""
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        x = rng.normal(rng.uniform(-1, 1), 0.5, 10)
+        d = decide(x, direction=direction, sesoi=sesoi)
+        for q, r in ((d.p, d.p_ref), (min(1, 7 * d.p), min(1, 3 * d.p_ref))):
+            a = d.with_p_adj(q, r)
+            sign = 1 if direction == "greater" else -1
+            support, against = (a.ci_low, a.ci_high) if sign > 0 else (-a.ci_high, -a.ci_low)
+            assert (support > 0) == (a.p_adj < a.alpha), (x, a)
+            assert (against < sesoi) == (a.p_ref_adj < a.alpha), (x, a)
 
 
 def test_same_seed_same_decision_and_p_does_not_depend_on_seed():
@@ -67,12 +88,10 @@ def test_same_seed_same_decision_and_p_does_not_depend_on_seed():
 
 def test_rows_match_single_decisions():
     x = np.random.default_rng(2).normal(0.5, 1, size=(5, 8))
-    rows = decide_rows(x, direction="greater", n_boot=500, seed=4)
+    rows = decide_rows(x, direction="greater", sesoi=0.3, seed=4)
     for i, row in enumerate(x):
-        d = decide(row, direction="greater", n_boot=500, seed=4)
-        assert (d.verdict, d.p) == (rows.verdict[i], rows.p[i])
-        # BLAS may sum a single row in another order than a block: equal up to rounding
-        assert (d.ci_low, d.ci_high) == pytest.approx((rows.ci_low[i], rows.ci_high[i]), rel=1e-12)
+        d = decide(row, direction="greater", sesoi=0.3, seed=4)
+        assert (d.verdict, d.p, d.p_ref) == (rows.verdict[i], rows.p[i], rows.p_ref[i])
 
 
 def test_paired_is_decide_on_differences():
@@ -89,8 +108,9 @@ def test_paired_is_decide_on_differences():
 def test_to_dict_is_json_ready():
     out = decide(CLEAR, direction="greater").to_dict()
     assert json.loads(json.dumps(out)) == out
-    assert {"verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", "method",
-            "within_run", "direction", "sesoi", "alpha", "values", "reason"} <= out.keys()
+    assert {"verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "p_ref", "p_ref_adj", "n", "method",
+            "within_run", "direction", "sesoi", "alpha", "values", "reason", "level_low", "level_high",
+            "decided_by", "label", "refutation"} <= out.keys()
 
 
 def test_decision_cannot_carry_a_verdict_its_numbers_do_not_imply():
@@ -111,9 +131,9 @@ def test_decision_cannot_carry_a_verdict_its_numbers_do_not_imply():
         (CLEAR, {"direction": "two-sided"}, "'greater' or 'less'"),
         (CLEAR, {"alpha": 1.5}, "alpha"),
         (CLEAR, {"sesoi": -0.1}, "sesoi"),
-        (CLEAR, {"n_boot": 0}, "n_boot"),
+        (CLEAR, {"n_perm": 0}, "n_perm"),
     ],
-    ids=["empty", "single-run", "nan", "inf", "2-d", "strings", "direction", "alpha", "sesoi", "n_boot"],
+    ids=["empty", "single-run", "nan", "inf", "2-d", "strings", "direction", "alpha", "sesoi", "n_perm"],
 )
 def test_bad_input_raises_clear_value_error(effects, kw, message):
     kw = {"direction": "greater", **kw}
@@ -148,7 +168,15 @@ def test_non_inferiority_needs_a_margin():
         decide([0.1, 0.2, 0.3], direction="greater", sesoi=0.0, test="non-inferiority")
 
 
-def test_bounds_are_one_sided_at_alpha():
-    d = decide(np.linspace(0.1, 0.5, 10), direction="greater")
-    assert d.ci_level == pytest.approx(0.9) and d.bound == d.ci_low
+def test_bounds_are_one_sided_at_alpha_before_adjustment_and_tighter_after():
+    d = decide(np.linspace(0.1, 0.5, 10), direction="greater", sesoi=0.2)
+    assert (d.level_low, d.level_high) == (0.05, 0.05) and d.bound == d.ci_low
     assert decide(-np.linspace(0.1, 0.5, 10), direction="less").bound < 0
+    adjusted = d.with_p_adj(21 * d.p, min(1.0, 21 * d.p_ref))
+    assert adjusted.level_low == pytest.approx(0.05 / 21)
+    assert adjusted.ci_low < d.ci_low  # a stricter level draws a wider bound
+
+
+def test_an_unattainable_level_gives_an_infinite_bound():
+    d = decide([1.0, 2.0, 3.0], direction="greater").with_p_adj(1.0)  # level 0.05/8 < 2^-3
+    assert d.ci_low == float("-inf") and d.to_dict()["ci_low"] is None

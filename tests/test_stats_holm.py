@@ -69,13 +69,26 @@ def test_p_adj_defaults_to_p():
 
 
 def test_adjust_recomputes_verdicts_from_raw_p():
-    ds = [_decision(0.01), _decision(0.02), _decision(0.04), _decision(0.9, effect=-1, ci=(-2, -0.5))]
+    ds = [_decision(0.01), _decision(0.02), _decision(0.04), _decision(0.9, effect=-1, ci=(-2, -0.5), p_ref=0.01)]
     out = adjust(ds)
     # m = 4: 0.01*4 = 0.04, 0.02*3 = 0.06, 0.04*2 = 0.08, 0.9 -> 0.9
     assert [d.p_adj for d in out] == pytest.approx([0.04, 0.06, 0.08, 0.9])
+    # the refutation p's form their own family: 0.01 is the smallest of (1, 1, 1, 0.01) -> 0.04
+    assert [d.p_ref_adj for d in out] == pytest.approx([1, 1, 1, 0.04])
     assert [d.verdict for d in out] == ["supported", "inconclusive", "inconclusive", "refuted"]
     assert [d.p for d in out] == [d.p for d in ds]
     assert adjust(out) == out, "adjusting twice must change nothing (it uses raw p)"
+
+
+def test_adjust_holds_each_test_to_its_own_family():
+    """A refutation that passes alone fails once the family's refutation tests are counted, and a
+    refutation p never enters the support family (or the reverse)."""
+    ds = [_decision(0.5, p_ref=0.02), *[_decision(0.001 * (i + 1), p_ref=0.5) for i in range(4)]]
+    alone = ds[0]
+    assert alone.verdict == "refuted"
+    out = adjust(ds)
+    assert out[0].p_ref_adj == pytest.approx(0.1) and out[0].verdict == "inconclusive"
+    assert [d.p_adj for d in out[1:]] == pytest.approx([0.005, 0.008, 0.009, 0.009])
 
 
 def test_adjust_refuses_mixed_alpha():
@@ -85,6 +98,6 @@ def test_adjust_refuses_mixed_alpha():
 
 def test_verdict_follows_p_adj_not_p():
     d = dataclasses.replace(_decision(0.01), p_adj=0.2)
-    assert d.verdict == "inconclusive" and "p_adj=0.2" in d.reason
+    assert d.verdict == "inconclusive" and "support p_adj=0.2" in d.reason
     with pytest.raises(ValueError, match="cannot be smaller"):
         dataclasses.replace(_decision(0.2), p_adj=0.1)

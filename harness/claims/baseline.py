@@ -20,10 +20,12 @@ from typing import Any
 
 from harness.errors import UplabError
 
-SCHEMA = "uplab.baseline/1"
+SCHEMA = "uplab.baseline/2"  # /2: protocol v2 (two tests, regime checks, placebo, per-seed effects)
 DEFAULT_DIR = Path("hypotheses") / "expected"
 _KEPT = ("verdict", "effect", "ci_low", "ci_high", "ci_level", "p", "p_adj", "n", "test", "sesoi",
-         "direction", "bound", "within_run")  # the last three: README findings word the bound
+         "direction", "bound", "within_run",  # README findings word the bound
+         "p_ref", "p_ref_adj", "level_low", "level_high", "decided_by", "refutation",
+         "statistical_verdict", "values")  # protocol v2: both tests, both bounds, per-seed effects
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,29 @@ def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
         d = c["decision"]
         base["results"].append({"claim": c["id"], "case": c.get("case", ""), "primary": c.get("primary", True),
                                 **{k: d.get(k) for k in _KEPT}, "units": c.get("units", "runs (seeds)"),
-                                "runs": c.get("runs", [])})
+                                "runs": c.get("runs", []), "regime": _regime(c.get("regime")),
+                                "placebo": _placebo(c.get("placebo")), "notes": c.get("notes") or {}})
     for base in by_scale.values():
         base["results"].sort(key=lambda r: (r["claim"], not r["primary"], r["case"]))
     return by_scale
+
+
+def _regime(regime: Mapping[str, Any] | None) -> dict | None:
+    """A result's regime checks as the baseline keeps them: per check its threshold and values."""
+    if not regime:
+        return None
+    return {"passed": regime.get("passed"), "checks": [
+        {k: c.get(k) for k in ("name", "op", "threshold", "values", "seeds_passing", "passed")}
+        for c in regime.get("checks", [])]}
+
+
+def _placebo(placebo: Mapping[str, Any] | None) -> dict | None:
+    if not placebo:
+        return None
+    d = placebo.get("decision") or {}
+    return {"verdict": d.get("verdict"), "effect": d.get("effect"), "ci_low": d.get("ci_low"),
+            "ci_high": d.get("ci_high"), "values": placebo.get("effects"),
+            "control_failed": placebo.get("control_failed")}
 
 
 def write(baselines: Mapping[str, dict], directory: Path) -> list[Path]:
@@ -101,7 +122,8 @@ def load(directory: Path, scale: str) -> Baseline | None:
         body = json.loads(path.read_text(encoding="utf-8"))
         if body.get("schema") != SCHEMA or body.get("scale") != scale:
             raise ValueError(f"expected schema {SCHEMA!r} for scale {scale!r}")
-        results = {(r["claim"], r["case"]): {k: r.get(k) for k in (*_KEPT, "primary", "units", "runs")}
+        results = {(r["claim"], r["case"]): {k: r.get(k) for k in (*_KEPT, "primary", "units", "runs",
+                                                                   "regime", "placebo", "notes")}
                    for r in body["results"]}
         return Baseline(scale=scale, commit=str(body.get("commit")), recorded_at=str(body.get("recorded_at")),
                         protocol=dict(body.get("protocol") or {}), results=results, path=path)

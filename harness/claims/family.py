@@ -31,8 +31,12 @@ _INIT = tuple(f.name for f in dataclasses.fields(Decision) if f.init)
 
 
 def decision_from_dict(data: dict) -> Decision:
-    """A Decision read back from `Decision.to_dict()` (derived fields are recomputed)."""
-    return Decision(**{k: data[k] for k in _INIT if k in data})
+    """A Decision read back from `Decision.to_dict()` (derived fields are recomputed; an
+    infinite bound, written as null, is read back as infinite)."""
+    fields = {k: data[k] for k in _INIT if k in data}
+    fields["ci_low"] = float("-inf") if fields.get("ci_low") is None else fields["ci_low"]
+    fields["ci_high"] = float("inf") if fields.get("ci_high") is None else fields["ci_high"]
+    return Decision(**fields)
 
 
 @dataclass(frozen=True)

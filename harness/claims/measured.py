@@ -46,11 +46,19 @@ class Measured:
     within: Within | None = None  # the within-run form, where the claim has one
     plots: Callable[[], Mapping[str, Any]] | None = None  # caption -> figure, made on demand
     notes: Mapping[str, Sequence[float]] = field(default_factory=dict)  # side numbers per seed, shown not decided
+    # the placebo arm: the same metric on runs with no duplicates (pseudo-duplicates at the same
+    # relative depths), one per seed; decided like the claim and shown beside it (a control check)
+    placebo: tuple[float, ...] | None = None
+    placebo_metric: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "effects", tuple(float(e) for e in self.effects))
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
         object.__setattr__(self, "runs", tuple(str(r) for r in self.runs))
+        if self.placebo is not None:
+            object.__setattr__(self, "placebo", tuple(float(e) for e in self.placebo))
+            if len(self.placebo) != len(self.seeds):
+                raise ValueError(f"one placebo effect per seed: got {len(self.placebo)}")
         if len(self.effects) != len(self.seeds):
             raise ValueError(f"one effect per seed: got {len(self.effects)} effects for "
                              f"{len(self.seeds)} seeds")

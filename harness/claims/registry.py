@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -36,7 +37,7 @@ class Case(_Frozen):
     unit: str
     direction: Literal["greater", "less"]
     test: Literal["superiority", "non-inferiority", "equivalence"]
-    sesoi: float = Field(gt=0)
+    sesoi: float = Field(gt=0, allow_inf_nan=False)
     sesoi_why: str = Field(min_length=10)
     primary: bool = True
     why: str = ""  # a secondary case: why it is looked at
@@ -56,7 +57,7 @@ class Secondary(_Frozen):
     unit: str | None = None
     direction: Literal["greater", "less"] | None = None
     test: Literal["superiority", "non-inferiority", "equivalence"] | None = None
-    sesoi: float | None = Field(None, gt=0)
+    sesoi: float | None = Field(None, gt=0, allow_inf_nan=False)
     sesoi_why: str | None = None
     target: str | None = None
 
@@ -70,6 +71,30 @@ class Deviation(_Frozen):
     new: str
     why: str = Field(min_length=10)
     restored: bool = False  # the change undoes an earlier unregistered change
+
+
+class Threshold(_Frozen):
+    """A regime check's metric and the threshold a seed must reach, with its justification."""
+
+    metric: str = Field(min_length=5)
+    at_least: float | None = None
+    at_most: float | None = None
+    why: str = Field(min_length=10)
+
+    @model_validator(mode="after")
+    def _one_bound(self):
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError("give exactly one of at_least and at_most")
+        bound = self.at_least if self.at_least is not None else self.at_most
+        if not math.isfinite(bound):
+            raise ValueError(f"a threshold must be finite, got {bound!r}")
+        return self
+
+
+class RegimeCheck(Threshold):
+    """A regime check (harness.claims.regime): its exact-match form, and the form for free text."""
+
+    text: Threshold | None = None  # the form on domains without exact answers (real text)
 
 
 class Entry(_Frozen):
@@ -86,6 +111,9 @@ class Entry(_Frozen):
     within: bool = False  # has a within-run form (one run trained elsewhere)
     notes: dict[str, str] = {}
     deviations: tuple[Deviation, ...] = ()
+    # regime checks (the registry's `regime_checks`) its runs must pass for a verdict to mean anything
+    regime: tuple[str, ...] = ()
+    construction: str = Field(min_length=20)  # why the primary cannot hold (or fail) by construction
 
     @model_validator(mode="after")
     def _cases_unique(self):
@@ -129,6 +157,22 @@ class Registry(_Frozen):
     # fine-tune target domain -> why a case would use it; a user's registry may leave it out
     targets: dict[str, str] = {"target": "the scale's fine-tune data"}
     claims: dict[str, Entry]
+    regime_checks: dict[str, RegimeCheck] = {}
+    deviations: tuple[Deviation, ...] = ()  # registry-wide changes (e.g. the decision rule)
+
+    @model_validator(mode="after")
+    def _known_checks(self):
+        from harness.claims.regime import CHECKS
+
+        unknown = sorted(set(self.regime_checks) - set(CHECKS))
+        if unknown:
+            raise ValueError(f"regime_checks: no measurement for {unknown}; known: {', '.join(CHECKS)}")
+        for entry in self.claims.values():
+            missing = [c for c in entry.regime if c not in self.regime_checks]
+            if missing:
+                raise ValueError(f"{entry.id}: regime names unknown checks {missing}; "
+                                 f"registered: {', '.join(self.regime_checks)}")
+        return self
 
     @model_validator(mode="after")
     def _known_targets(self):

@@ -73,11 +73,14 @@ def source_pairs(values: Mapping[int, float], lm: LayerMap) -> dict[int, tuple[f
 def slice_units(values: Mapping[tuple[tuple[int, ...], str], float], lm: LayerMap) -> tuple[float, ...]:
     """Per (a slice's output layers, module) values -> one value per (the slice's source layers,
     module): slices that copy the same source layers (the seed's layout: two slices of copies of
-    one range) start identical, so they are averaged into one unit per module."""
+    one range) start identical, so they are averaged into one unit per module. Undefined (NaN)
+    values are left out; a unit with none defined is no unit."""
     groups: dict[tuple[tuple[int, ...], str], list[float]] = {}
     for (layers, module), value in values.items():
+        if not np.isfinite(value):
+            continue
         sources = tuple(lm.source_of(i) for i in layers)
         groups.setdefault((sources, module), []).append(float(value))
     if not groups:
-        raise ValueError("no (slice, module) values to form units from")
+        raise ValueError("no defined (slice, module) values to form units from")
     return tuple(float(np.mean(vs)) for vs in groups.values())

@@ -14,9 +14,9 @@ p-values ascending, p_(1) <= ... <= p_(m); then
 returned in the input order. A claim is rejected by Holm at level alpha exactly when
 p_adj < alpha, so a verdict can use p_adj in place of p.
 
-Only p is adjusted: "refuted" rests on the CI (a statement about the effect's size, not a
-rejection of H0) and is left at the per-claim 1 - alpha level, so adjusting can only turn
-"supported" into "inconclusive".
+Both tests of every claim are adjusted, each across the family on its own: the support p's
+(so that a wrong "supported" anywhere in the family has probability <= alpha) and the refutation
+p's (likewise for a wrong "refuted"). The bounds follow the adjusted levels (`decision`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def adjust(decisions: Sequence[Decision]) -> list[Decision]:
-    """The decisions of one report with Holm-adjusted `p_adj` and verdicts recomputed.
+    """The decisions of one family with Holm-adjusted `p_adj` and `p_ref_adj` (each test across
+    the family on its own) and verdicts and bounds recomputed.
 
-    Uses each decision's raw `p` (never a previous `p_adj`), so adjusting twice changes
+    Uses each decision's raw p's (never a previous adjustment), so adjusting twice changes
     nothing. All decisions must share one alpha: Holm's guarantee is for a common level.
     """
     decisions = list(decisions)
@@ -56,5 +57,6 @@ def adjust(decisions: Sequence[Decision]) -> list[Decision]:
             f"Holm needs one alpha for the whole family; these decisions use {alphas}: "
             "decide them at a common alpha"
         )
-    adjusted = holm([d.p for d in decisions])
-    return [d.with_p_adj(q) for d, q in zip(decisions, adjusted)]
+    support = holm([d.p for d in decisions])
+    against = holm([d.p_ref for d in decisions])
+    return [d.with_p_adj(q, r) for d, q, r in zip(decisions, support, against)]

@@ -8,11 +8,12 @@ carries `within_run=True`, n = 1 (runs) and a method string that says so, and th
 show it.
 
 - one sample (`values_b=None`): per-layer effects, sign-flip test of H0 "symmetric about 0"
-  (exact up to 16 layers), bootstrap CI of the mean over layers.
+  (exact up to 16 layers).
 - two samples: e.g. duplicate-layer values vs original-layer values; label permutation test of
   the difference of means (exact when C(n_a + n_b, n_a) <= n_perm, else Monte-Carlo with the +1
-  correction), bootstrap CI of the difference resampling within each group.
-Both one-sided in the claimed direction; the verdict rule is the seed-level one. A
+  correction).
+Both tests of the seed-level rule (support and refutation, `pvalues`), and bounds by inverting
+them (`bounds`); the verdict rule is the seed-level one. A
 non-inferiority claim shifts group a (or the one sample) by the margin before the test, as the
 seed-level test does; the reported effect and interval stay unshifted. Copies of one source layer
 are not independent either: callers average them into one unit first (`harness.claims.units`).
@@ -26,8 +27,8 @@ from harness.stats._perm import describe, p_greater, subsets
 from harness.stats._validate import (
     as_values, check_alpha, check_count, check_direction, check_sesoi, spawn,
 )
-from harness.stats.bootstrap import bootstrap_ci, bootstrap_ci_diff
 from harness.stats.decision import Decision
+from harness.stats.pvalues import support_and_refutation
 from harness.stats.signflip import signflip_method, signflip_p
 
 CAVEAT = "within-run: units (source layers) are not independent replicates"
@@ -42,51 +43,61 @@ def _label_null(a: np.ndarray, b: np.ndarray, n_perm: int, seed) -> tuple[np.nda
     return null, exact, member.shape[0]
 
 
+def two_sample_p(a: np.ndarray, b: np.ndarray, direction: str, *, n_perm: int = 9999, seed=0) -> float:
+    """One-sided label-permutation p of mean(a) - mean(b) in `direction` (the seed is spawned as
+    `within_run` spawns it, so the same relabellings are used)."""
+    (perm_seed,) = spawn(seed, 1)
+    sign = 1.0 if direction == "greater" else -1.0
+    null, exact, _ = _label_null(a, b, n_perm, perm_seed)
+    scale = np.abs(np.concatenate([a, b])).mean()
+    return float(p_greater(sign * float(a.mean() - b.mean()), sign * null, exact=exact, scale=scale))
+
+
 def within_run(
-    values_a, values_b=None, *, direction, sesoi=0.0, alpha=0.05,
-    n_perm=9999, n_boot=9999, seed=0, test="superiority",
+    values_a, values_b=None, *, direction, sesoi=0.0, alpha=0.05, n_perm=9999, seed=0,
+    test="superiority",
 ) -> Decision:
     """Decide a claim from the layers of a single run (see module doc for the caveat).
 
     values_a: per-layer values (one sample: per-layer effects; two samples: group a, e.g. the
     duplicates). values_b: group b (e.g. the originals) or None. direction refers to the mean
-    (one sample) or mean(a) - mean(b) (two samples).
+    (one sample) or mean(a) - mean(b) (two samples). Both one-sided tests and the bounds as at
+    seed level (`decision`), over units instead of runs.
     """
     check_direction(direction)
     alpha, sesoi = check_alpha(alpha), check_sesoi(sesoi)
     check_count(n_perm, "n_perm")
-    check_count(n_boot, "n_boot")
     if test not in ("superiority", "non-inferiority"):
         raise ValueError(f"a within-run test is superiority or non-inferiority, got {test!r}")
-    shift = 0.0 if test == "superiority" else (sesoi if direction == "greater" else -sesoi)
-    perm_seed, boot_seed = spawn(seed, 2)
+    if test == "non-inferiority" and sesoi <= 0:
+        raise ValueError("a non-inferiority test needs a margin sesoi > 0 in the effect's units")
+    (perm_seed,) = spawn(seed, 1)
     if values_b is None:
         x = as_values(values_a, "values_a (per-layer effects)", min_n=2)
-        p = signflip_p(x + shift, direction=direction, n_perm=n_perm, seed=perm_seed)
-        low, high = bootstrap_ci(x, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
-        effect, values = float(x.mean()), tuple(x)
+
+        def p_at(shift, side):
+            return float(signflip_p(x - shift, direction=side, n_perm=n_perm, seed=perm_seed))
+
+        effect, values, groups = float(x.mean()), tuple(x), ()
         how = f"one-sample {signflip_method(x.size, n_perm)} over {x.size} layers"
     else:
         a = as_values(values_a, "values_a (group a layers)", min_n=1)
         b = as_values(values_b, "values_b (group b layers)", min_n=1)
         if a.size + b.size < 3:
             raise ValueError("a two-sample within-run test needs at least 3 layers in all")
-        sign = 1.0 if direction == "greater" else -1.0
-        effect = float(a.mean() - b.mean())
-        null, exact, count = _label_null(a + shift, b, n_perm, perm_seed)
-        scale = np.abs(np.concatenate([a, b])).mean()
-        p = float(p_greater(sign * (effect + shift), sign * null, exact=exact, scale=scale))
-        low, high = bootstrap_ci_diff(a, b, alpha=2 * alpha, n_boot=n_boot, seed=boot_seed)
-        values = ()
-        how = (
-            f"two-sample label permutation test of mean(a) - mean(b) over "
-            f"{a.size} + {b.size} layers ({describe(exact, count, 'relabellings')})"
-        )
-    method = (
-        f"{CAVEAT}; single run (n = 1); {how}, one-sided ({direction}); "
-        f"{100 * (1 - 2 * alpha):g}% percentile bootstrap interval over units ({n_boot} resamples)"
-    )
+
+        def p_at(shift, side):
+            return two_sample_p(a - shift, b, side, n_perm=n_perm, seed=seed)
+
+        effect, values, groups = float(a.mean() - b.mean()), (), (tuple(a), tuple(b))
+        _, exact, count = _label_null(a, b, n_perm, perm_seed)
+        how = (f"two-sample label permutation test of mean(a) - mean(b) over {a.size} + {b.size} "
+               f"layers ({describe(exact, count, 'relabellings')})")
+    p, p_ref = support_and_refutation(p_at, direction=direction, test=test, sesoi=sesoi)
+    method = (f"{CAVEAT}; single run (n = 1); {how}, one-sided ({direction}), and the refutation "
+              "test against the sesoi; bounds by inverting the same tests")
     return Decision(
-        effect=effect, ci_low=low, ci_high=high, p=float(p), n=1, method=method,
-        direction=direction, alpha=alpha, sesoi=sesoi, within_run=True, values=values, test=test,
+        effect=effect, ci_low=-np.inf, ci_high=np.inf, p=float(p), p_ref=float(p_ref), n=1,
+        method=method, direction=direction, alpha=alpha, sesoi=sesoi, within_run=True,
+        values=values, groups=groups, test=test,
     )

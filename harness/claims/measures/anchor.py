@@ -17,7 +17,7 @@ no function before the fine-tune (o_proj/down_proj = 0) and acquire one only fro
 training, so whatever "holding the slice together" means, it shows where the slice does its
 work. Claimed direction: > 0. One case: contiguous.
 
-Refuted if the CI lies wholly below 0: skipping the matched original costs more than the anchor.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: skipping the matched original costs more than the anchor.
 Caveat for reading a "supported": the contrast also contains how much the anchor's depth vs the
 matched layer's matter in any fine-tuned model; the plot shows the same rises in the normal
 fine-tune as a reference. Flaw check: the probe's unablated loss equals the run's recorded target

@@ -15,7 +15,7 @@ relative: effect = ratio(dup) − ratio(orig). Claimed direction: > 0. One case:
 Within-run form: per output layer its mean rate ratio, dup vs orig, copies of one source layer
 averaged into one unit (`harness.claims.units`).
 
-Refuted if the CI lies wholly below 0: duplicates slow down more than the originals (they settle).
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: duplicates slow down more than the originals (they settle).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ reference so they cannot inflate the scale), and the smaller of the two (both la
 out). "In some layer type": the largest of these over modules. Effect: that z − 3 (an outlier
 means z > 3). Claimed direction: > 0. One case: `normal` (the plain fine-tune).
 
-Refuted if the CI lies wholly below 0: in no module do both first layers reach 3 robust sds.
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: in no module do both first layers reach 3 robust sds.
 Caveat: the seed's outliers were in a 22B Mistral; a tiny base need not have them, and
 ‖ΔW‖ instead of rel was checked as a flaw check (same reading).
 """

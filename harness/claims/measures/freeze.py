@@ -9,18 +9,19 @@ LR, steps). Retention cost: held-out original-domain loss rise from step 0. Free
 original must reduce forgetting after the same steps, because it learns less, so the primary
 (`contiguous`) reads both arms at matched target loss, as upscale_retains_more does
 (`harness.claims.function.matched_rises`): effect = cost(frozen) − cost(full) there, paired by
-seed. Claimed direction: < 0 (freezing forgets less at the same target loss). Secondary
+seed, in units of the normal fine-tune's target gain of the same seed (`function.per_gain`).
+Claimed direction: < 0 (freezing forgets less at the same target loss). Secondary
 `contiguous-same-steps`: both read at the end (holds by construction). The steps each arm was
 read at, whether the match was reached, and the target loss at the end (frozen − full: what
 freezing costs in learning) are shown per seed.
 
-Refuted if the CI lies wholly above 0: at the same target loss the frozen upscale forgets more.
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: at the same target loss the frozen upscale forgets more.
 """
 
 from __future__ import annotations
 
 from harness.claims.function import (curve, final, freeze_originals as frozen_mode, matched_notes,
-                                     matched_rises, rise)
+                                     matched_rises, per_gain, rise)
 from harness.claims.figures import tradeoff_plot
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
@@ -45,6 +46,9 @@ def freeze_originals(lab, seeds: list[int], case: str) -> Measured:
         notes.update(matched_notes(matches, "frozen", "full"))
     else:
         effects = [rise(a) - rise(b) for a, b in zip(frozen, full)]
-    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in frozen + full], notes=notes,
+    normal = [lab.normal(seed) for seed in seeds]
+    notes["effect in nats (before dividing by the normal arm's target gain)"] = list(effects)
+    effects = per_gain(effects, normal)
+    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in frozen + full + normal], notes=notes,
                     plots=lambda: {"target loss vs original loss rise, per seed":
                                    tradeoff_plot(frozen, full, seeds, ("originals frozen", "full fine-tune"))})

@@ -13,18 +13,24 @@ then match in count and position (at 8 layers: 0-2 and 6-7 of the normal model a
 originals outside the duplicated range, outputs 0-2, 12-13). Embeddings, final norm and head
 train in both, as in the upscale's full fine-tune.
 
-Effect per seed: original-domain loss rise (end − step 0), frozen normal − upscale. The claim is
-an equivalence: the registry decides it by TOST within ±sesoi (its entry gives the sesoi and why);
-this measure only computes the effects. The target loss (frozen normal − upscale) is shown beside
-it: freezing can buy retention by learning the target less. One case: contiguous.
+Effect per seed: original-domain loss rise, frozen normal − upscale, read at matched target loss
+(`function.matched_rises`: a frozen arm forgets less because it learns less, so the arm that
+learns further is read where its target loss reaches the other's final one), in units of the
+normal fine-tune's target gain of the same seed (`function.per_gain`). Since both are read
+against the same normal model, this is (frozen − normal) − (upscale − normal): whether freezing
+reproduces the *upscale's* retention effect. The claim is an equivalence: the registry decides it
+by TOST within ±sesoi; this measure only computes the effects. Beside it: the same-steps
+difference and the target loss at the end. One case: contiguous.
 
-Refuted if the CI of the difference lies wholly outside ±sesoi on one side: freezing gives a
-retention demonstrably different from the upscale's.
+Refuted when a difference of at least the sesoi is shown: freezing gives a retention effect
+demonstrably different from the upscale's.
 """
 
 from __future__ import annotations
 
-from harness.claims.function import final, frozen_normal, rise
+from harness.claims.figures import tradeoff_plot
+from harness.claims.function import (curve, final, frozen_normal, matched_notes, matched_rises,
+                                     per_gain, rise)
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
@@ -39,7 +45,16 @@ def freezing_replicates_effect(lab, seeds: list[int], case: str) -> Measured:
     mode = frozen_normal(lab.layer_map(strategy))
     frozen = [lab.normal(seed, mode=mode) for seed in seeds]
     upscaled = [lab.upscaled(seed, strategy) for seed in seeds]
-    effects = [rise(f) - rise(u) for f, u in zip(frozen, upscaled)]
-    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in frozen + upscaled],
-                    notes={"target loss at the end, frozen normal − upscale":
-                           [final(f, "target") - final(u, "target") for f, u in zip(frozen, upscaled)]})
+    normal = [lab.normal(seed) for seed in seeds]
+    matches = [matched_rises(curve(f), curve(u)) for f, u in zip(frozen, upscaled)]
+    nats = [m.gap for m in matches]
+    notes = {"target loss at the end, frozen normal − upscale":
+             [final(f, "target") - final(u, "target") for f, u in zip(frozen, upscaled)],
+             "original loss rise after the same steps, frozen normal − upscale":
+             [rise(f) - rise(u) for f, u in zip(frozen, upscaled)],
+             "effect in nats (before dividing by the normal arm's target gain)": nats,
+             **matched_notes(matches, "frozen normal", "upscale")}
+    return Measured(effects=per_gain(nats, normal), seeds=seeds,
+                    runs=[r.key for r in frozen + upscaled + normal], notes=notes,
+                    plots=lambda: {"target loss vs original loss rise, per seed":
+                                   tradeoff_plot(frozen, upscaled, seeds, ("frozen normal", strategy))})

@@ -10,16 +10,18 @@ Retention gap = held-out original-domain answer loss at the end, upscale − nor
 seed; the upscale is the same function as the base at step 0, so this is also the difference of
 the loss rises). `upscale_retains_more` claims the gap is < 0; "training harder" should make the
 duplicates' protection matter more, so the gap grows in magnitude. Effect = gap(high LR) −
-gap(default LR). Claimed direction: < 0 (the upscale's advantage widens with the LR). One case:
-contiguous.
+gap(default LR), in units of the default-LR normal fine-tune's target gain of the same seed
+(`function.per_gain`). Claimed direction: < 0 (the upscale's advantage widens with the LR). One
+case: contiguous.
 
-Refuted if the CI lies wholly above 0: at the higher LR the upscale keeps less of its advantage
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: at the higher LR the upscale keeps less of its advantage
 (or loses more than the normal model). Reading it: where the high LR erases the original domain
 in both models, the high-LR gap compares two erased models; the plot shows the losses behind it.
 """
 
 from __future__ import annotations
 
+from harness.claims.function import per_gain
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
@@ -67,8 +69,9 @@ def harder_training(lab, seeds: list[int], case: str) -> Measured:
     losses = {"normal": [[original_loss(r) for r in normal[lr]] for lr in lrs],
               "upscale": [[original_loss(r) for r in upscaled[lr]] for lr in lrs]}
     gaps = [[u - n for u, n in zip(losses["upscale"][j], losses["normal"][j])] for j in range(len(lrs))]
-    effects = [high - low for low, high in zip(gaps[0], gaps[-1])]
-    return Measured(effects=effects, seeds=seeds,
+    nats = [high - low for low, high in zip(gaps[0], gaps[-1])]
+    return Measured(effects=per_gain(nats, normal[lrs[0]]), seeds=seeds,
                     runs=[r.key for lr in lrs for r in normal[lr] + upscaled[lr]],
-                    notes={f"retention gap at lr {lr:g}": gaps[j] for j, lr in enumerate(lrs)},
+                    notes={**{f"retention gap at lr {lr:g}": gaps[j] for j, lr in enumerate(lrs)},
+                           "effect in nats (before dividing by the default normal arm's target gain)": nats},
                     plots=lambda: {"retention gap vs learning rate": gap_plot(lrs, gaps, losses, seeds)})

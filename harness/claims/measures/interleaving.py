@@ -13,7 +13,7 @@ the change. Effect: CV(interleaved) − CV(contiguous), paired by seed. Claimed 
 The target loss (interleaved − contiguous, the seed's "responsive") is shown per seed beside it.
 One case: interleaved-vs-contiguous.
 
-Refuted if the CI lies wholly above 0: interleaving spreads the change less evenly. Reading a
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: interleaving spreads the change less evenly. Reading a
 refutation: copies of one source change alike in either layout, so a CV across duplicates is
 partly the difference between the duplicated sources, which the two layouts may show to
 different degrees; the per-layer profile plot shows which.

@@ -17,7 +17,7 @@ Secondary `normal-uncontrolled`: the card's question as asked, original loss aft
 layers 0-1 − before. Each pair is reset once per seed, scoring both sets, and the evaluations
 are shared by both cases.
 
-Refuted if the CI lies wholly above 0: restoring layers 0-1 buys back less original ability per
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: restoring layers 0-1 buys back less original ability per
 nat of target lost than restoring other layers does.
 """
 

@@ -14,7 +14,7 @@ instead of AdamW's ~lr per element.
 Within-run form: per duplicate layer log(fill o_proj / fill down_proj), one sample, copies of one
 source layer averaged into one unit (`harness.claims.units`).
 
-Refuted if the CI lies wholly above 0: o_proj refills faster than down_proj. A weaker reading
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: o_proj refills faster than down_proj. A weaker reading
 (o_proj's dup/orig contrast in ‖W‖ against down_proj's) was checked as a flaw check; it does not
 change the reading of this one.
 """

@@ -10,7 +10,7 @@ each module scaled to mean 1 over layers. Roughness: mean |second difference| of
 over its mean (0 for any straight line). Effect: roughness(upscale) − roughness(normal), paired
 by seed. Claimed direction: > 0. Cases: the upscale strategy.
 
-Refuted if the CI lies wholly below 0. Caveat: the upscale is deeper (14 vs 8 layers for an 8-layer base);
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction. Caveat: the upscale is deeper (14 vs 8 layers for an 8-layer base);
 a smooth curve sampled at more layers has smaller second differences, so the comparison leans
 *against* the claim; a jump (a perturbation) does not shrink with depth. The interleaved layout
 zig-zags by construction where duplicates change more than originals (`dups_more_responsive`).

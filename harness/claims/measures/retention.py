@@ -19,13 +19,13 @@ contradict the original ones), `contiguous-same-steps` (the card's comparison: b
 end of the same steps, confounded by how far each arm learns). The steps each arm was read at,
 whether the match was reached, and the target loss at the end (upscale − normal) are shown.
 
-Refuted if the CI lies wholly above 0: at the same target loss the upscale has forgotten more of
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: at the same target loss the upscale has forgotten more of
 the original domain.
 """
 
 from __future__ import annotations
 
-from harness.claims.function import curve, final, matched_notes, matched_rises, rise
+from harness.claims.function import curve, final, matched_notes, matched_rises, per_gain, rise
 from harness.claims.figures import tradeoff_plot
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
@@ -52,6 +52,8 @@ def upscale_retains_more(lab, seeds: list[int], case: str) -> Measured:
         notes.update(matched_notes(matches, "upscale", "normal"))
     else:
         effects = [rise(u) - rise(n) for u, n in zip(upscaled, normal)]
+    notes["effect in nats (before dividing by the normal arm's target gain)"] = list(effects)
+    effects = per_gain(effects, normal)
     return Measured(effects=effects, seeds=seeds, runs=[r.key for r in normal + upscaled], notes=notes,
                     plots=lambda: {"target loss vs original loss rise, per seed":
                                    tradeoff_plot(upscaled, normal, seeds, (strategy, "normal"))})

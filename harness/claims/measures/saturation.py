@@ -25,7 +25,7 @@ its gradient's size rather than AdamW's ~lr per element. The AIC comparison
 (saturating − linear, > 0 favours the ceiling), the normal curve's growth ratio and the
 step-time growth ratio are reported beside it.
 
-Refuted if the CI lies wholly above 0: the duplicates' fill slows less per unit of learning rate
+Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: the duplicates' fill slows less per unit of learning rate
 than ordinary layers' change does.
 """
 

@@ -8,12 +8,13 @@ copies of the same layers). Each duplicate layer's change pattern: the vector ov
 v, gate, up, both norms) of log rel = log ‖ΔW‖/‖W₀‖ from the upscale as built to the end, minus
 each module's mean over the duplicates (so "duplicates change more than originals", another
 claim, does not count). Similarity: cosine of two layers' patterns. Effect: mean similarity of
-pairs within one slice − mean similarity of matched pairs across slices: duplicates with
-different sources (copies of one source start identical) no further apart than the farthest
-within-slice pair (neighbours change alike in any model). Claimed direction: > 0. One case:
-contiguous.
+pairs within one slice − mean similarity of pairs across slices, matched in depth distance:
+across-slice pairs are duplicates with different sources (copies of one source start identical),
+and both sides are averaged distance by distance, weighted by the within-slice pairs at each
+distance (neighbours change alike in any model, so distance must not decide it). Claimed
+direction: > 0. One case: contiguous.
 
-Refuted if the CI lies wholly below 0: layers across the boundary change more alike. Without
+Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: layers across the boundary change more alike. Without
 the distance match (all different-source pairs across slices) the contrast mixes in how
 similarity falls with depth distance; that is why the match is part of the metric.
 """

@@ -10,11 +10,12 @@ layer). A duplicate's change from the upscale as built to the end: rel = ‖ΔW�
 modules it keeps, fill = ‖W‖/‖W_src‖ for the zeroed o_proj/down_proj.
 
 - `within`: per duplicate slice and module, Spearman(position in slice, change); effect: their
-  mean. Claimed > 0. Refuted if the CI lies wholly below 0 (change falls inside slices).
+  mean. Claimed > 0. Refuted when the refutation test (Holm-adjusted) shows the effect below
+  the sesoi: no effect of interest, or the opposite direction (change falls inside slices).
 - `break`: the change profile over the duplicate region (modules scaled to mean 1 there), and
   `break_at_boundaries` at the start of the second slice: mean |step| there − mean |step|
-  elsewhere in the region. Claimed > 0 (the gradient restarts). Refuted if the CI lies wholly
-  below 0. Only the dup-dup boundary counts: the orig->dup boundaries jump because duplicates
+  elsewhere in the region. Claimed > 0 (the gradient restarts). Refuted when the refutation
+  test shows the effect below the sesoi. Only the dup-dup boundary counts: the orig->dup boundaries jump because duplicates
   change more overall (`dups_more_responsive`), not because a slice has its own gradient.
 
 Within-run form (`within` only): the per-(slice, module) Spearman values of the one run. The two

@@ -10,14 +10,14 @@ over layers (so the profile is a shape; no module outweighs another):
 - `descent` (the metric registered first): the profile of the *rate* of change, snapshot to next
   snapshot (tiny: 0-8, 8-16, 16-32, 32-48, 48-64 steps); its depth centre (change-weighted mean
   layer index); effect: centre(last interval) − centre(first interval), in layers. Claimed < 0
-  (the change moves down over time). Refuted if the CI lies wholly above 0.
+  (the change moves down over time). Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction.
 - `descent-slope`: the same centres; effect: least-squares slope of the centre against the
   interval's mid-step, in layers per run length (the last snapshot step). Claimed < 0. It
   replaced `descent` after `descent`'s result had been seen; the registry records that as a
   deviation and keeps it as exploratory. Where the centre first rises and then falls (a hump,
   see the plot), a linear slope summarises a shape that is not a line.
 - `rank`: the profile from start to end; effect Spearman(depth, change). Claimed > 0 (top layers
-  change most). Refuted if the CI lies wholly below 0.
+  change most). Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction.
 """
 
 from __future__ import annotations
