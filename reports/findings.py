@@ -36,9 +36,15 @@ def markers(scale: str) -> tuple[str, str]:
     return f"<!-- findings:{scale} -->", f"<!-- /findings:{scale} -->"
 
 
+def _column(body: Mapping[str, Any]) -> str:
+    """A baseline's column name: its scale, `@v1` when it was recorded under protocol v1."""
+    return str(body["scale"]) + ("@v1" if body.get("schema") in OLD_SCHEMAS else "")
+
+
 def name(bodies: list[Mapping[str, Any]]) -> str:
-    """What a block of these baselines is called: `tiny`, or `tiny+real` for a matrix."""
-    return "+".join(str(b["scale"]) for b in bodies)
+    """What a block of these baselines is called: `tiny`, `tiny+real` for a matrix, or
+    `tiny@v1+tiny` for one scale under the old and the new protocol (what moved)."""
+    return "+".join(_column(b) for b in bodies)
 
 
 def load(path: Path) -> dict:
@@ -151,8 +157,10 @@ def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
 
         registry = load_registry()
     scales = [str(b["scale"]) for b in bodies]
-    if len(set(scales)) != len(scales):
-        raise UplabError(f"one baseline per scale, got scales {', '.join(scales)}")
+    columns = [_column(b) for b in bodies]
+    if len(set(columns)) != len(columns):
+        raise UplabError(f"one baseline per scale (and protocol), got {', '.join(columns)}")
+    moved = len(bodies) == 2 and scales[0] == scales[1]  # one scale, old and new protocol
     primaries = [{r["claim"]: r for r in b["results"] if r.get("primary", True)} for b in bodies]
     def protocol(b) -> str:
         return " (protocol v1: one test, bootstrap bound)" if b.get("schema") in OLD_SCHEMAS else ""
@@ -162,8 +170,9 @@ def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
         + "; ".join(f"`{_cell(b['scale'])}` from commit `{_cell(str(b.get('commit') or 'unknown')[:12])}`"
                     + protocol(b) for b in bodies) + ").",
         "",
-        "| claim | " + " | ".join(f"`{_cell(s)}`" + protocol(b) for s, b in zip(scales, bodies)) + " |",
-        "|---|" + "|".join("---" for _ in scales) + "|",
+        "| claim | " + " | ".join(f"`{_cell(s)}`" + protocol(b) for s, b in zip(scales, bodies))
+        + (" | moved |" if moved else " |"),
+        "|---|" + "|".join("---" for _ in scales) + ("|---|" if moved else "|"),
     ]
     for claim_id, entry in registry.claims.items():
         cells = []
@@ -175,6 +184,10 @@ def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
             c = _as_claim(r, registry)
             cells.append(f"{view.verdict_text(c)}: {view.signed(c['decision'].get('effect'))} "
                          f"({view.bound_text(c)}, n {view.n_text(c).split()[0]})")
+        if moved:
+            old, new = (found.get(claim_id) for found in primaries)
+            cells.append("—" if None in (old, new) or old.get("verdict") == new.get("verdict") else
+                         f"{old.get('verdict')} → {new.get('verdict')}")
         lines.append(f"| `{claim_id}` | " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -48,7 +48,7 @@ CHEAP = {("dups_more_responsive", "contiguous"): "dups", ("dups_more_responsive"
          ("top_down_gradient", "rank"): None, ("o_proj_less_sensitive", "contiguous"): "dups",
          ("first_layers_outliers", "normal"): None, ("slice_own_gradient", "within"): "modules",
          ("slice_own_gradient", "break"): None, ("upscale_perturbs_profile", "contiguous"): None,
-         ("post_norm_moves_in_dups", "contiguous"): "roles", ("upscale_retains_more", "contiguous"): None,
+         ("post_norm_moves_in_dups", "contiguous"): "dups", ("upscale_retains_more", "contiguous"): None,
          ("anchor_holds_slice", "contiguous"): None, ("slices_self_connected", "contiguous"): None,
          ("merge_back_first_layers", "normal"): None}
 

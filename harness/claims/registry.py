@@ -144,9 +144,12 @@ class Entry(_Frozen):
 
     @property
     def protocol_hash(self) -> str:
-        """sha256 of the primary's protocol (what a result is decided by), 16 hex digits."""
-        body = json.dumps({"id": self.id, "primary": self.primary.model_dump(mode="json")},
-                          sort_keys=True, separators=(",", ":"))
+        """sha256 of the primary's protocol (what a result is decided by, and the regime it needs),
+        16 hex digits."""
+        protocol = {"id": self.id, "primary": self.primary.model_dump(mode="json")}
+        if self.regime:
+            protocol["regime"] = list(self.regime)
+        body = json.dumps(protocol, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 

@@ -1,0 +1,89 @@
+"""What a verdict becomes in pytest (fixtures/claim.py): the four verdicts, "not in regime", and
+regime checks measured per seed (harness/claims/regime.py) on a stand-in lab."""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.claim import in_regime, outcome_of
+from harness.claims import NotApplicable
+from harness.claims.regime import CheckResult, Regime, measure_check
+from harness.claims.registry import load
+from harness.stats import decide
+
+
+@pytest.mark.parametrize("verdict, primary, recorded, outcome", [
+    ("supported", True, None, "passed"),
+    ("refuted", True, None, "failed"),
+    ("refuted", True, "refuted", "xfailed"),
+    ("inconclusive", True, None, "xfailed"),
+    ("smaller", True, None, "xfailed"),
+    ("smaller", True, "supported", "failed"),
+    ("not in regime", True, None, "skipped"),
+    ("not in regime", False, None, "skipped"),
+    ("not in regime", True, "not in regime", "skipped"),
+    ("supported", True, "not in regime", "failed"),
+    ("refuted", False, None, "passed"),
+])
+def test_each_verdict_has_its_outcome(verdict, primary, recorded, outcome):
+    assert outcome_of(verdict, primary=primary, recorded=recorded)[0] == outcome
+
+
+def _check(values, threshold=0.8, op=">="):
+    return CheckResult("target_learned", "exact match", op, threshold, "why", tuple(range(len(values))),
+                       tuple(values))
+
+
+def test_a_failing_check_on_one_seed_takes_the_claim_out_of_regime():
+    d = decide([0.5, 0.6, 0.7, 0.4, 0.55, 0.65, 0.5, 0.6], direction="greater", sesoi=0.1).to_dict()
+    ok = Regime((_check([0.9, 0.85, 0.95]),))
+    assert ok.passed and in_regime(d, ok) is d
+    bad = Regime((_check([0.9, 0.79, 0.95]),))
+    out = in_regime(d, bad)
+    assert not bad.passed and out["verdict"] == "not in regime" and out["statistical_verdict"] == "supported"
+    assert "target_learned (exact match >= 0.8): 2/3 seeds pass [0.9, 0.79, 0.95]" in out["reason"]
+    assert _check([0.2, 0.3], threshold=0.3, op="<=").passes == (True, True)
+
+
+def test_an_unmeasurable_check_does_not_block_but_says_so():
+    unmeasured = CheckResult("original_kept", "m", ">=", 0.9, "why", (0, 1), (None, None), "no data")
+    assert unmeasured.passed is None and Regime((unmeasured,)).passed
+    assert unmeasured.to_dict()["seeds_passing"] == 0
+
+
+class _Lab:
+    """A stand-in lab whose default fine-tunes have given held-out scores."""
+
+    def __init__(self, acc, *, original=True):
+        self.acc, self.original = acc, original
+
+    def needs(self, domain):
+        if domain == "original" and not self.original:
+            raise NotApplicable("no original domain here")
+
+    def _run(self, seed):
+        acc = self.acc[seed]
+
+        class Run:
+            def scores(self, step=None):
+                return {"target": {"loss": 1.0 if step == 0 else 0.5, "acc": acc},
+                        "original": {"loss": 1.0, "acc": acc}}
+        return Run()
+
+    def normal(self, seed, **kw):
+        return self._run(seed)
+
+    def upscaled(self, seed, strategy, **kw):
+        return self._run(seed)
+
+
+def test_checks_are_measured_per_seed_against_the_registered_threshold():
+    spec = load().regime_checks["target_learned"]
+    result = measure_check(_Lab({0: 0.95, 1: 0.5}), "target_learned", spec, [0, 1])
+    assert result.values == (0.95, 0.5) and result.threshold == spec.at_least == 0.8
+    assert result.passes == (True, False) and result.passed is False
+    text = measure_check(_Lab({0: None, 1: None}), "target_learned", spec, [0, 1])
+    assert text.metric == spec.text.metric and text.values == (0.5, 0.5)  # loss drop / step-0 loss
+    kept = measure_check(_Lab({0: 0.9}, original=False), "original_kept",
+                         load().regime_checks["original_kept"], [0])
+    assert kept.passed is None and "no original domain" in kept.not_measured
