@@ -202,7 +202,7 @@ DECISION_FIELDS = ("verdict", "effect", "ci_low", "ci_high", "p", "p_adj", "n", 
                    "p_ref", "p_ref_adj", "level_low", "level_high", "decided_by", "label",
                    "refutation", "statistical_verdict")
 PROVENANCE_DEFAULTS = {"git_commit": None, "started_at": None, "wall_time_s": None, "devices": [],
-                       "seeds": [], "runs": [], "packages": {}}
+                       "seeds": [], "runs": [], "packages": {}, "protocol_deviations": []}
 PROTOCOL_FIELDS = ("case", "metric", "unit", "direction", "test", "sesoi", "sesoi_why", "why", "card")
 
 

@@ -392,7 +392,9 @@ def test_supported_primary_passes_with_the_holm_decision(toy, uplab):
     assert explore["decision"]["p_adj"] == explore["decision"]["p"] and explore["decision"]["verdict"] == "refuted"
     assert a["protocol"]["test"] == "superiority" and a["protocol"]["sesoi"] == 0.1
     assert a["protocol"]["sesoi_why"].startswith("a tenth") and a["reason"] == "an argument, not numbers"
-    assert a["decision"]["ci_level"] == pytest.approx(0.9) and a["decision"]["bound"] == a["decision"]["ci_low"]
+    # the support bound at Holm's level for a (alpha p / p_adj = 0.025), the other at alpha
+    assert (a["decision"]["level_low"], a["decision"]["level_high"]) == pytest.approx((0.025, 0.05))
+    assert a["decision"]["bound"] == a["decision"]["ci_low"] and a["decision"]["decided_by"] == "lower bound"
     assert a["expected"] is None and a["outcome"].startswith("passed")
 
 
@@ -408,7 +410,8 @@ def test_refuted_primary_fails_with_the_claim_and_its_numbers(toy):
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
         "*claim a_claim[[]one[]] at tiny: REFUTED — A holds.",
-        "*effect -0.2863 nats, 90% interval [[]-0.3*, -0.2*[]] (each bound one-sided 95%), p = 1, Holm p_adj = 1, n = 8 runs (seeds)",
+        "*effect -0.2863 nats, lower bound -0.3* (one-sided 95%), upper bound -0.2* (one-sided 97.5%), decided by: upper bound, n = 8 runs (seeds)",
+        "*support test p = 1, Holm p_adj = 1; refutation test p = 0.003906, Holm p_adj = 0.007812",
         "*protocol: superiority test, direction greater, sesoi 0.1 (a tenth of a nat is the least that matters)",
         "*per-seed effects (seeds 0, 1, 2, 3, 4, 5, 6, 7): -0.31, -0.22, -0.41, -0.18, -0.27, -0.35, -0.25, -0.3",
     ])

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness.stats.labels import two_sample_p
 from harness.stats.signflip import signflip_p
 
 _ITERATIONS = 80
@@ -73,8 +74,6 @@ def decision_bounds(values, groups, level_low: float, level_high: float) -> tupl
     permutations of mean(a) - mean(b), as `within_run` tests them)."""
     if not groups:
         return signflip_bounds(values, level_low, level_high)
-    from harness.stats.within_run import two_sample_p
-
     a, b = (np.asarray(g, dtype=float) for g in groups)
     pooled = np.concatenate([a, b])
     span = float(np.ptp(pooled)) * 2 + float(np.abs(pooled).max()) + 1.0

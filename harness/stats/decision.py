@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harness.stats._validate import check_alpha, check_direction, check_sesoi
+from harness.stats.bounds import decision_bounds
 
 VERDICTS = ("supported", "smaller", "refuted", "inconclusive")
 TESTS = ("superiority", "non-inferiority", "equivalence")
@@ -153,8 +154,6 @@ class Decision:
         object.__setattr__(self, "level_low", float(low))
         object.__setattr__(self, "level_high", float(high))
         if self.values or self.groups:
-            from harness.stats.bounds import decision_bounds
-
             ci_low, ci_high = decision_bounds(self.values, self.groups, low, high)
             object.__setattr__(self, "ci_low", ci_low)
             object.__setattr__(self, "ci_high", ci_high)

@@ -23,34 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.stats._perm import describe, p_greater, subsets
+from harness.stats._perm import describe
 from harness.stats._validate import (
     as_values, check_alpha, check_count, check_direction, check_sesoi, spawn,
 )
 from harness.stats.decision import Decision
+from harness.stats.labels import label_null, two_sample_p
 from harness.stats.pvalues import support_and_refutation
 from harness.stats.signflip import signflip_method, signflip_p
 
 CAVEAT = "within-run: units (source layers) are not independent replicates"
-
-
-def _label_null(a: np.ndarray, b: np.ndarray, n_perm: int, seed) -> tuple[np.ndarray, bool, int]:
-    """Null differences of means over relabellings of the pooled layers, exact if few enough."""
-    pooled = np.concatenate([a, b])
-    member, exact = subsets(pooled.size, a.size, n_perm, seed)
-    sum_a = member @ pooled
-    null = sum_a / a.size - (pooled.sum() - sum_a) / b.size
-    return null, exact, member.shape[0]
-
-
-def two_sample_p(a: np.ndarray, b: np.ndarray, direction: str, *, n_perm: int = 9999, seed=0) -> float:
-    """One-sided label-permutation p of mean(a) - mean(b) in `direction` (the seed is spawned as
-    `within_run` spawns it, so the same relabellings are used)."""
-    (perm_seed,) = spawn(seed, 1)
-    sign = 1.0 if direction == "greater" else -1.0
-    null, exact, _ = _label_null(a, b, n_perm, perm_seed)
-    scale = np.abs(np.concatenate([a, b])).mean()
-    return float(p_greater(sign * float(a.mean() - b.mean()), sign * null, exact=exact, scale=scale))
 
 
 def within_run(
@@ -90,7 +72,7 @@ def within_run(
             return two_sample_p(a - shift, b, side, n_perm=n_perm, seed=seed)
 
         effect, values, groups = float(a.mean() - b.mean()), (), (tuple(a), tuple(b))
-        _, exact, count = _label_null(a, b, n_perm, perm_seed)
+        _, exact, count = label_null(a, b, n_perm, perm_seed)
         how = (f"two-sample label permutation test of mean(a) - mean(b) over {a.size} + {b.size} "
                f"layers ({describe(exact, count, 'relabellings')})")
     p, p_ref = support_and_refutation(p_at, direction=direction, test=test, sesoi=sesoi)
