@@ -197,3 +197,12 @@ def test_a_run_whose_duplicates_never_carry_function_reconnects_at_its_last_step
     assert reconnection_time(steps, [0.0, 0.4, 0.2, 0.1, -0.01], seed=0) == 8.0
     assert reconnection_time(steps, [0.0, 0.4, 0.2, 0.1, 0.0], seed=0) == 8.0
     assert reconnection_time(steps, [0.0, 0.1, 0.3, 0.4, 0.4], seed=0) == pytest.approx(1.5)
+
+
+def test_the_epoch_rate_placebo_plays_the_duplicates_at_their_relative_depths():
+    from harness.claims.measures.epoch_rate import pseudo_map
+
+    lm = plan_for("contiguous", 16).layer_map(16, "mistral")
+    fake = pseudo_map(lm, 16)
+    assert fake.num_layers == 16 and fake.indices("dup") == placebo_dups(lm, 16)
+    assert all(e.source == e.index for e in fake.layers)

@@ -15,6 +15,9 @@ relative: effect = ratio(dup) − ratio(orig). Claimed direction: > 0. One case:
 Within-run form: per output layer its mean rate ratio, dup vs orig, copies of one source layer
 averaged into one unit (`harness.claims.units`).
 
+Placebo (shown, not checked: for a non-inferiority claim a placebo that also holds is expected):
+the same contrast on the normal model's two-epoch run at the duplicates' relative depths.
+
 Refuted when the refutation test (Holm-adjusted) shows the effect below the sesoi — no effect of interest, or the opposite direction: duplicates slow down more than the originals (they settle).
 """
 
@@ -24,11 +27,39 @@ from harness.claims.lab import deltas
 from harness.claims.measured import Measured, Within
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.claims.time import layer_rate_ratios, long_run, rate_ratios
+from harness.claims.patterns import placebo_dups
+from harness.claims.time import layer_rate_ratios, long_normal_run, long_run, rate_ratios
+from harness.layermap import LayerEntry, LayerMap
 from harness.claims.units import SOURCE_LAYER_BY_ROLE, role_units
 from harness.plots import new_figure
 
 CASES = ("contiguous",)
+PLACEBO = ("the same contrast on the normal model's two-epoch run (same schedule and snapshots), its "
+           "layers at the duplicates' relative depths treated as duplicates")
+
+
+def pseudo_map(lm: LayerMap, depth: int) -> LayerMap:
+    """A `depth`-layer model with no duplicates whose layers at the upscale's duplicate depths
+    play the duplicates (the placebo's roles)."""
+    dups = set(placebo_dups(lm, depth))
+    return LayerMap(depth, tuple(LayerEntry(i, i, "dup" if i in dups else "orig", 0, 0.0)
+                                 for i in range(depth)))
+
+
+def placebo(lab, seeds, lm) -> tuple[float, ...] | None:
+    from harness.claims import NotApplicable
+
+    try:
+        runs = [long_normal_run(lab, seed) for seed in seeds]
+    except NotApplicable:
+        return None
+    fake = pseudo_map(lm, lab.setting.depth)
+    out = []
+    for r in runs:
+        e1, e2 = r.epoch_end(1), r.epoch_end(2)
+        ratio = rate_ratios(deltas(r, None, 0, e1), deltas(r, None, e1, e2), fake)
+        out.append(ratio["dup"] - ratio["orig"])
+    return tuple(out)
 
 
 def ratio_plot(ratios, seeds):
@@ -62,7 +93,8 @@ def dup_rate_not_slowing(lab, seeds: list[int], case: str) -> Measured:
                 f"epoch-2 change (l2, step {ends[0][0]} -> {ends[0][1]}), seed {seeds[0]}":
                 plot_deltas(deltas(runs[0], lm, *ends[0]), metric="l2", layer_map=lm)}
 
+    control = placebo(lab, seeds, lm)
     return Measured(effects=effects, seeds=seeds, runs=[r.key for r in runs],
                     within=Within(role_units(layer_rate_ratios(*rows[0], lm), lm), unit=SOURCE_LAYER_BY_ROLE),
                     notes={"rate ratio, duplicates": ratios["dup"], "rate ratio, originals": ratios["orig"]},
-                    plots=plots)
+                    plots=plots, placebo=control, placebo_metric=PLACEBO if control is not None else "")
