@@ -112,7 +112,7 @@ def write_json(path: Path, obj) -> None:
 
 
 def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = False, callbacks=(),
-            on_write: Callable[[Path], None] | None = None) -> dict:
+            on_write: Callable[[Path], None] | None = None, record: dict | None = None) -> dict:
     """Train `spec` from `base` (spec.base, or its finished run) and write its artifacts into the
     existing folder `out`; returns the metrics.
 
@@ -138,7 +138,7 @@ def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = Fal
     if not dist.is_main():
         return metrics
     write_record(out, spec, model, metrics, source_layers=source_layers, roles=roles,
-                 tokenizer=tok.name, started=started)
+                 tokenizer=tok.name, started=started, **(record or {}))
     return metrics
 
 
