@@ -337,7 +337,24 @@ def deeper_config(folder: Path) -> None:
     p.write_text(json.dumps(config))
 
 
-CHECKPOINT_DEFECTS = ["truncated", "bin", "nonfinite", "stray", "missing", "deeper"]
+def negative_dims(folder: Path) -> None:
+    """Negate both dimensions of one matrix in the header: the product, and so the byte span that
+    the size check compares, is unchanged."""
+    p = folder / "src" / "model.safetensors"
+    data = p.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    name = next(k for k, v in header.items() if k != "__metadata__" and len(v["shape"]) == 2)
+    header[name]["shape"] = [-d for d in header[name]["shape"]]
+    raw = json.dumps(header).encode()  # data offsets count from the header's end: they stay right
+    p.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n:])
+
+
+def latin1_index(folder: Path) -> None:
+    (folder / "src" / "model.safetensors.index.json").write_bytes(b'{"weight_map": {"caf\xe9": "x"}}')
+
+
+CHECKPOINT_DEFECTS = ["truncated", "bin", "nonfinite", "stray", "missing", "deeper", "negative", "latin1-index"]
 
 
 @st.composite
@@ -356,6 +373,10 @@ def checkpoint_cases(draw, pristine, kind):
         defect, expect = stray_shard(target), r"not a file name inside"
     elif kind == "missing":
         defect, expect = missing_shard, r"is missing"
+    elif kind == "negative":
+        defect, expect = negative_dims, r"negative dimension"
+    elif kind == "latin1-index":
+        defect, expect = latin1_index, r"not a safetensors index"
     else:
         defect, expect = deeper_config, r"gives 6 layers but the weights hold layers 0-3"
     commands = ["upscale", "train"] + (["diff"] if kind not in ("deeper",) else [])
