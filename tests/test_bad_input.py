@@ -265,3 +265,25 @@ def test_sizes_from_flags_are_bounded_before_any_work(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert code == 2 and problem in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pretrain_only_honours_its_flags(capsys):
+    """`--pretrain-only --steps 2 --lr 0.5` trained 1200 steps at 0.003 (the flags were dropped)."""
+    assert main(["train", "--pretrain-only", "--steps", "2", "--lr", "0.5", "--seed", "3",
+                 "--snapshots", "0,1", "--print-spec"]) == 0
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert (spec["steps"], spec["lr"], spec["seed"], spec["snapshots"]) == (2, 0.5, 3, [0, 1])
+    assert spec["base"]["seed"] == 0 and spec["data"]["train"]["domain"] == "original"
+    assert main(["train", "--pretrain-only", "--epochs", "2", "--print-spec"]) == 0
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert (spec["steps"], spec["epochs"]) == (None, 2)
+
+
+@pytest.mark.parametrize("flags", [["--plan", "x.yml"], ["--mode", "lora"], ["--batch-size", "4"],
+                                   ["--data", "target"], ["--eval", "original"], ["--freeze", "0-1"]])
+def test_pretrain_only_refuses_fine_tune_flags(tmp_path, capsys, monkeypatch, flags):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yml").write_text(PLAN)
+    assert main(["train", "--pretrain-only", *flags, "--print-spec"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flags[0]} apply to a fine-tune" in err, err
