@@ -287,3 +287,26 @@ def test_pretrain_only_refuses_fine_tune_flags(tmp_path, capsys, monkeypatch, fl
     assert main(["train", "--pretrain-only", *flags, "--print-spec"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{flags[0]} apply to a fine-tune" in err, err
+
+
+def test_wrote_lines_escape_terminal_control_characters(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = "out\n\x1b[2Jx"
+    assert main(["tiny", name, "--layers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\x1b" not in out and "out\\n\\x1b[2Jx" in out, out
+
+
+def test_diff_of_other_dtypes_says_so(tmp_path, src, capsys):
+    """bf16 against fp16 differs by the two roundings alone: the output says so."""
+    import shutil
+
+    for name, dtype in (("a", torch.bfloat16), ("b", torch.float16)):
+        shutil.copytree(src, tmp_path / name)
+        f = tmp_path / name / "model.safetensors"
+        save_file({k: v.to(dtype) for k, v in load_file(f).items()}, f, metadata={"format": "pt"})
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "note: BASE is stored as bfloat16 and TUNED as float16: the deltas include their rounding" in out, out
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "e"), "--quiet"]) == 0
+    assert "note:" not in capsys.readouterr().out

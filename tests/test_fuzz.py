@@ -354,7 +354,22 @@ def latin1_index(folder: Path) -> None:
     (folder / "src" / "model.safetensors.index.json").write_bytes(b'{"weight_map": {"caf\xe9": "x"}}')
 
 
-CHECKPOINT_DEFECTS = ["truncated", "bin", "nonfinite", "stray", "missing", "deeper", "negative", "latin1-index"]
+def no_model_type(folder: Path) -> None:
+    (folder / "src" / "config.json").write_text("{}")  # was read as mistral by diff
+
+
+def stray_layer(index: int):
+    """One extra tensor at layer `index`: diff drew a heatmap that wide (1e11: a MemoryError)."""
+    def make(folder: Path) -> None:
+        p = folder / "src" / "model.safetensors"
+        tensors = load_file(p)
+        tensors[f"model.layers.{index}.mlp.down_proj.weight"] = torch.zeros(2, 2)
+        save_file(tensors, p, metadata={"format": "pt"})
+    return make
+
+
+CHECKPOINT_DEFECTS = ["truncated", "bin", "nonfinite", "stray", "missing", "deeper", "negative", "latin1-index",
+                      "no-model-type", "stray-layer"]
 
 
 @st.composite
@@ -377,9 +392,14 @@ def checkpoint_cases(draw, pristine, kind):
         defect, expect = negative_dims, r"negative dimension"
     elif kind == "latin1-index":
         defect, expect = latin1_index, r"not a safetensors index"
-    else:
+    elif kind == "deeper":
         defect, expect = deeper_config, r"gives 6 layers but the weights hold layers 0-3"
-    commands = ["upscale", "train"] + (["diff"] if kind not in ("deeper",) else [])
+    elif kind == "no-model-type":
+        defect, expect = no_model_type, r"no model_type; cannot tell the architecture"
+    else:
+        defect = stray_layer(draw(st.one_of(st.integers(DEPTH, 10**5), st.just(10**11))))
+        expect = r"gives 4 layers but the weights hold layers 0-\d+ \(5\)"
+    commands = ["upscale", "train", "diff"]
     command = draw(st.sampled_from(commands))
     argv = {
         "upscale": upscale(draw(ENGINES)),
