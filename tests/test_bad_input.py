@@ -310,3 +310,45 @@ def test_diff_of_other_dtypes_says_so(tmp_path, src, capsys):
     assert "note: BASE is stored as bfloat16 and TUNED as float16: the deltas include their rounding" in out, out
     assert main(["diff", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "e"), "--quiet"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def _full_disk(*args, **kwargs):
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+def _read_only(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+# Simulated: tests run as root (chmod stops nothing) on a disk with room. The full disk is raised
+# as safetensors' Rust writer raises it (measured on a 64 KiB tmpfs): a SafetensorError, no OSError.
+@pytest.mark.parametrize("argv, patch, problem", [
+    (["upscale", "cfg.yml", "out", "--source", "src", "--quiet", "--engine", "native"],
+     ("harness.checkpoint.write.save_file", _full_disk), "cannot write * (No space left on device)"),
+    (["upscale", "cfg.yml", "out", "--source", "src", "--quiet", "--engine", "native"],
+     ("tempfile.mkdtemp", _read_only), "cannot write * (Read-only file system)"),
+    (["tiny", "t", "--layers", "2"], ("transformers.modeling_utils.safe_save_file", _full_disk),
+     "cannot write * (No space left on device)"),
+    (["tiny", "t", "--layers", "2"], ("tempfile.mkdtemp", _read_only), "cannot write * (Read-only file system)"),
+    (["strategy", "contiguous", "--start", "0", "--end", "1", "--num-layers", "2", "-o", "p.yml"],
+     ("os.fdopen", _read_only), "cannot write p.yml (Read-only file system)"),
+    (["train", "--base", "src", "--steps", "1", "--quiet", "--cache", "c"],
+     ("harness.checkpoint.write.save_file", _full_disk), "no space left writing run * into c; free space"),
+    (["train", "--base", "src", "--steps", "1", "--quiet", "--cache", "c"],
+     ("filelock.FileLock.acquire", _read_only), "cannot write into cache folder 'c' (Read-only file system)"),
+], ids=["upscale-full", "upscale-read-only", "tiny-full", "tiny-read-only", "strategy-read-only",
+        "train-full", "train-read-only-cache"])
+def test_full_or_read_only_targets_are_one_line(case, capsys, monkeypatch, argv, patch, problem):
+    from fnmatch import fnmatch
+
+    monkeypatch.chdir(case)
+    monkeypatch.setattr(*patch)
+    assert main(argv) == 2
+    err = capsys.readouterr().err  # (train --base: transformers' own loading bar comes first)
+    lines = [line for line in err.splitlines() if line.startswith("uplab")]
+    assert len(lines) == 1 and fnmatch(lines[0], f"*{problem}*") and "Traceback" not in err, err
+    assert not [p for p in case.iterdir() if p.name.startswith((".out", ".t.", ".p.yml", "out", "t", "p.yml"))]

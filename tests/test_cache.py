@@ -132,12 +132,12 @@ def test_corrupt_entry_is_caught(tmp_path):
 
 
 def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
-    import harness.runs.runner as runner
+    import harness.checkpoint.write as write
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runner, "save_file", full)
+    monkeypatch.setattr(write, "save_file", full)  # the one safetensors writer (runner.write_snapshot)
     s = spec()
     with pytest.raises(UplabError, match="no space left writing run"):
         get_or_run(s, tmp_path)

@@ -213,7 +213,13 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
         raise UplabError(f"cannot create cache folder {str(cache)!r} ({e.strerror}); "
                          "pick a writable path") from None
     entry = cache / key
-    with FileLock(str(cache / f"{key}.lock")):
+    lock = FileLock(str(cache / f"{key}.lock"))
+    try:
+        lock.acquire()
+    except OSError as e:  # a read-only cache: lookups work, writing does not
+        raise UplabError(f"cannot write into cache folder {str(cache)!r} ({e.strerror}); pick a writable "
+                         "path") from None
+    try:
         if entry.exists():
             defect = _defect(entry)
             if defect is None:  # another process finished it while we waited
@@ -238,6 +244,8 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    finally:
+        lock.release()
     return RunResult(spec, entry)
 
 
