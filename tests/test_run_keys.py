@@ -89,3 +89,24 @@ def test_a_complete_marker_of_the_wrong_shape_is_corrupt(tmp_path, content):
         again = get_or_run(spec, tmp_path)
     rebuilt = json.loads((again.path / MARKER).read_text())
     assert rebuilt["key"] == good["key"] == again.key and rebuilt["files"].keys() == good["files"].keys()
+
+
+# Provenance: printed by entry_key(...) below under ENGINE_SCHEMA "uplab.engine/1", run SCHEMA
+# "uplab.run/2", tasks.VERSION 3 (2026-12-02). Before the engine existed a cache entry's key was
+# the spec's own key (tiny_base(0).key = 5d41da1743de...); these pins change only deliberately.
+PINNED = {
+    "base-alone": "3007742490c8ad8356a12768512610de9cd0a904bc83d37b716b3b653df12f90",
+    "finetune-of-it-alone": "8d3e2ae58a41a5fd708000eb7dd9da5c5ded650cc93c10de051f46f2cb466ac4",
+    "base-in-0-1-2": "2a472c43971436903fe033e622f2b97fe754aa0cbab668db525c7d47632c1b65",
+}
+
+
+def test_entry_keys_are_pinned():
+    from harness.runs import finetune, tiny_base
+    from harness.runs.engine import Engine, entry_key
+
+    base = tiny_base(0)
+    alone = entry_key(base, Engine("cpu"), None)
+    got = {"base-alone": alone, "finetune-of-it-alone": entry_key(finetune(base, seed=0), Engine("cpu"), alone),
+           "base-in-0-1-2": entry_key(base, Engine("cpu", (0, 1, 2)), None)}
+    assert got == PINNED
