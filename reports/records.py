@@ -106,10 +106,49 @@ class ClaimRecord:
         decision = data["decision"]
         if not isinstance(decision, Mapping) or decision.get("verdict") not in VERDICTS:
             raise ValueError(f"claim {data['id']!r}: decision must be an object with a verdict")
+        _check_numbers(data, decision)
         plots = data.get("plots") or {}
         if not isinstance(plots, Mapping) or not all(isinstance(v, str) for v in plots.values()):
             raise ValueError(f"claim {data['id']!r}: plots must map names to base64 PNG strings")
         return cls(**{k: data[k] for k in data})
+
+
+# Numbers the report renders and --record copies into a baseline: a string or NaN there would be
+# shown as "Effect abc" or crash the strict-JSON baseline write. null stays allowed: a non-finite
+# number is written as null (_json_safe), and a report says "n/a" for it.
+_FINITE = ("effect", "ci_low", "ci_high", "bound", "sesoi", "alpha", "ci_level")
+_PROBABILITIES = ("p", "p_adj")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_numbers(data: Mapping[str, Any], decision: Mapping[str, Any]) -> None:
+    """ValueError naming the first field of a record whose number is of the wrong type or range."""
+    who = f"claim {data['id']!r}"
+    for name in _FINITE:
+        if decision.get(name) is not None and not _number(decision[name]):
+            raise ValueError(f"{who}: decision.{name} must be a finite number, got {decision[name]!r}")
+    for name in _PROBABILITIES:
+        value = decision.get(name)
+        if value is not None and not (_number(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"{who}: decision.{name} must be a probability in [0, 1], got {value!r}")
+    if decision.get("n") is not None and (type(decision["n"]) is not int or decision["n"] < 0):
+        raise ValueError(f"{who}: decision.n must be a whole number >= 0, got {decision['n']!r}")
+    for name in ("values",):
+        if decision.get(name) is not None and not (isinstance(decision[name], list) and all(
+                v is None or _number(v) for v in decision[name])):
+            raise ValueError(f"{who}: decision.{name} must be a list of finite numbers")
+    for name in ("sesoi", "alpha"):
+        if data.get(name) is not None and not _number(data[name]):
+            raise ValueError(f"{who}: field {name!r} must be a finite number, got {data[name]!r}")
+    if data.get("effects") is not None and not all(v is None or _number(v) for v in data["effects"]):
+        raise ValueError(f"{who}: field 'effects' must hold finite numbers (or null)")
+    if data.get("seeds") is not None and not all(type(v) is int for v in data["seeds"]):
+        raise ValueError(f"{who}: field 'seeds' must hold whole numbers")
+    if not all(isinstance(v, str) for v in data.get("runs") or []):
+        raise ValueError(f"{who}: field 'runs' must hold run keys (strings)")
 
 
 def sort_key(record: ClaimRecord) -> tuple:

@@ -265,3 +265,90 @@ def test_sizes_from_flags_are_bounded_before_any_work(tmp_path, capsys, monkeypa
     err = capsys.readouterr().err
     assert code == 2 and problem in err and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_pretrain_only_honours_its_flags(capsys):
+    """`--pretrain-only --steps 2 --lr 0.5` trained 1200 steps at 0.003 (the flags were dropped)."""
+    assert main(["train", "--pretrain-only", "--steps", "2", "--lr", "0.5", "--seed", "3",
+                 "--snapshots", "0,1", "--print-spec"]) == 0
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert (spec["steps"], spec["lr"], spec["seed"], spec["snapshots"]) == (2, 0.5, 3, [0, 1])
+    assert spec["base"]["seed"] == 0 and spec["data"]["train"]["domain"] == "original"
+    assert main(["train", "--pretrain-only", "--epochs", "2", "--print-spec"]) == 0
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert (spec["steps"], spec["epochs"]) == (None, 2)
+
+
+@pytest.mark.parametrize("flags", [["--plan", "x.yml"], ["--mode", "lora"], ["--batch-size", "4"],
+                                   ["--data", "target"], ["--eval", "original"], ["--freeze", "0-1"]])
+def test_pretrain_only_refuses_fine_tune_flags(tmp_path, capsys, monkeypatch, flags):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yml").write_text(PLAN)
+    assert main(["train", "--pretrain-only", *flags, "--print-spec"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flags[0]} apply to a fine-tune" in err, err
+
+
+def test_wrote_lines_escape_terminal_control_characters(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = "out\n\x1b[2Jx"
+    assert main(["tiny", name, "--layers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "\x1b" not in out and "out\\n\\x1b[2Jx" in out, out
+
+
+def test_diff_of_other_dtypes_says_so(tmp_path, src, capsys):
+    """bf16 against fp16 differs by the two roundings alone: the output says so."""
+    import shutil
+
+    for name, dtype in (("a", torch.bfloat16), ("b", torch.float16)):
+        shutil.copytree(src, tmp_path / name)
+        f = tmp_path / name / "model.safetensors"
+        save_file({k: v.to(dtype) for k, v in load_file(f).items()}, f, metadata={"format": "pt"})
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "note: BASE is stored as bfloat16 and TUNED as float16: the deltas include their rounding" in out, out
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "e"), "--quiet"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def _full_disk(*args, **kwargs):
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+def _read_only(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.EROFS, "Read-only file system")
+
+
+# Simulated: tests run as root (chmod stops nothing) on a disk with room. The full disk is raised
+# as safetensors' Rust writer raises it (measured on a 64 KiB tmpfs): a SafetensorError, no OSError.
+@pytest.mark.parametrize("argv, patch, problem", [
+    (["upscale", "cfg.yml", "out", "--source", "src", "--quiet", "--engine", "native"],
+     ("harness.checkpoint.write.save_file", _full_disk), "cannot write * (No space left on device)"),
+    (["upscale", "cfg.yml", "out", "--source", "src", "--quiet", "--engine", "native"],
+     ("tempfile.mkdtemp", _read_only), "cannot write * (Read-only file system)"),
+    (["tiny", "t", "--layers", "2"], ("transformers.modeling_utils.safe_save_file", _full_disk),
+     "cannot write * (No space left on device)"),
+    (["tiny", "t", "--layers", "2"], ("tempfile.mkdtemp", _read_only), "cannot write * (Read-only file system)"),
+    (["strategy", "contiguous", "--start", "0", "--end", "1", "--num-layers", "2", "-o", "p.yml"],
+     ("os.fdopen", _read_only), "cannot write p.yml (Read-only file system)"),
+    (["train", "--base", "src", "--steps", "1", "--quiet", "--cache", "c"],
+     ("harness.checkpoint.write.save_file", _full_disk), "no space left writing run * into c; free space"),
+    (["train", "--base", "src", "--steps", "1", "--quiet", "--cache", "c"],
+     ("filelock.FileLock.acquire", _read_only), "cannot write into cache folder 'c' (Read-only file system)"),
+], ids=["upscale-full", "upscale-read-only", "tiny-full", "tiny-read-only", "strategy-read-only",
+        "train-full", "train-read-only-cache"])
+def test_full_or_read_only_targets_are_one_line(case, capsys, monkeypatch, argv, patch, problem):
+    from fnmatch import fnmatch
+
+    monkeypatch.chdir(case)
+    monkeypatch.setattr(*patch)
+    assert main(argv) == 2
+    err = capsys.readouterr().err  # (train --base: transformers' own loading bar comes first)
+    lines = [line for line in err.splitlines() if line.startswith("uplab")]
+    assert len(lines) == 1 and fnmatch(lines[0], f"*{problem}*") and "Traceback" not in err, err
+    assert not [p for p in case.iterdir() if p.name.startswith((".out", ".t.", ".p.yml", "out", "t", "p.yml"))]

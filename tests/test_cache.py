@@ -15,7 +15,7 @@ import torch
 
 from harness.data import DataSpec
 from harness.errors import UplabError
-from harness.runs import RunSpec, Scratch, get_or_run, lookup, make
+from harness.runs import Engine, RunSpec, Scratch, entry_key, get_or_run, lookup, make
 from harness.runs.cache import MARKER
 
 torch.set_num_threads(1)
@@ -56,8 +56,13 @@ def worker(tmp_path: Path, s: RunSpec, cache: Path, mode: str) -> subprocess.Pop
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def key(s: RunSpec) -> str:
+    """The entry key of `s` trained alone here (its base is a scratch init)."""
+    return entry_key(s, Engine.here(), None)
+
+
 def debris(cache: Path, s: RunSpec) -> list[Path]:
-    return list(cache.glob(f".tmp-{s.key}-*")) + list(cache.glob(".trash-*"))
+    return list(cache.glob(f".tmp-{key(s)}-*")) + list(cache.glob(".trash-*"))
 
 
 def test_second_request_reuses_the_entry(tmp_path):
@@ -96,7 +101,7 @@ def test_killed_writer_leaves_no_complete_entry(tmp_path):
     proc.wait(timeout=30)
     left = debris(cache, s)
     assert len(left) == 1 and (left[0] / "step-000000.safetensors").exists()
-    assert not (left[0] / MARKER).exists() and not (cache / s.key).exists()
+    assert not (left[0] / MARKER).exists() and not (cache / key(s)).exists()
     assert lookup(s, cache) is None  # absent, not half-read
     result = get_or_run(s, cache)  # takes the lock the dead writer held, clears its debris
     assert not debris(cache, s) and lookup(s, cache) is not None
@@ -127,16 +132,16 @@ def test_corrupt_entry_is_caught(tmp_path):
 
 
 def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
-    import harness.runs.runner as runner
+    import harness.checkpoint.write as write
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runner, "save_file", full)
+    monkeypatch.setattr(write, "save_file", full)  # the one safetensors writer (runner.write_snapshot)
     s = spec()
     with pytest.raises(UplabError, match="no space left writing run"):
         get_or_run(s, tmp_path)
-    assert not debris(tmp_path, s) and not (tmp_path / s.key).exists()
+    assert not debris(tmp_path, s) and not (tmp_path / key(s)).exists()
 
 
 def test_unusable_cache_folder(tmp_path):

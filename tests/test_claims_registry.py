@@ -59,6 +59,8 @@ def test_secondary_cases_inherit_and_override_the_primary():
     (lambda t: t.replace("test: superiority", "test: vibes", 1), "primary.test"),
     (lambda t: t.replace("    scales: [tiny, small, full, real]\n", "    scales: []\n", 1), "a claim runs at one scale"),
     (lambda t: t + "  broken: [", "not valid YAML"),
+    (lambda t: t.replace("sesoi: 0.1\n", "sesoi: .inf\n", 1), "sesoi: Input should be a finite number"),
+    (lambda t: t + "  listed: [1, 2]\n", "claims.listed: expected a mapping of fields, got list"),
 ])
 def test_a_malformed_registry_is_one_line_naming_the_field(edit, message):
     with pytest.raises(UplabError) as info:

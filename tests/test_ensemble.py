@@ -1,7 +1,7 @@
 """Seeds trained together (harness.runs.many, harness.train.ensemble) equal the per-seed runs.
 
 Differential: every seed of a stacked run equals its own `get_or_run` entry (same spec, same
-hash, same files, same metrics keys) within fp32 round-off, for pre-training from scratch and
+files, same metrics keys; another cache key, since it is another computation) within fp32 round-off, for pre-training from scratch and
 for full, freeze and LoRA fine-tunes of an upscaled base. The swap test shows these comparisons
 can fail: two seeds with each other's data order are far apart. The lock tests: two processes
 asking for overlapping seeds train each entry exactly once.
@@ -22,7 +22,8 @@ from filelock import FileLock
 
 from harness import tiny
 from harness.data import DataSpec
-from harness.runs import Scratch, finetune, get_or_run, get_or_run_many, kind_of, lookup, make
+from harness.runs import (Engine, Scratch, entry_key, finetune, get_or_run, get_or_run_many, kind_of, lookup,
+                          lookup_in_group, make)
 from harness.runs.cache import MARKER
 from harness.strategies import contiguous
 from harness.train import Freeze, Full, Lora
@@ -79,7 +80,7 @@ def max_diff(a, b) -> float:
 
 def compare(one, many) -> dict[str, float]:
     """Per-seed vs stacked entries of one spec: files and keys must match; the numbers' gaps."""
-    assert one.path.name == many.path.name == one.spec.key
+    assert one.spec == many.spec and one.path.name != many.path.name  # one spec, two computations
     assert sorted(p.name for p in one.path.iterdir()) == sorted(p.name for p in many.path.iterdir())
     m1, m2 = one.metrics, many.metrics
     assert m1.keys() == m2.keys()
@@ -101,7 +102,8 @@ def test_each_stacked_seed_equals_its_own_run(tmp_path, mode):
     many = get_or_run_many(specs, tmp_path / "many")
     assert [r.info["stacked_seeds"] for r in many] == [list(seeds)] * len(seeds)  # together, not one by one
     if mode != "pretrain":  # the bases were a kind of their own, stacked too
-        assert lookup(specs[0].base, tmp_path / "many").info["stacked_seeds"] == list(seeds)
+        bases = [s.base for s in specs]
+        assert lookup_in_group(bases, bases[0], tmp_path / "many").info["stacked_seeds"] == list(seeds)
     for s, r in zip(specs, many):
         gaps = compare(get_or_run(s, tmp_path / "one"), r)
         assert max(gaps.values()) < ATOL, gaps
@@ -128,11 +130,13 @@ def test_kinds_group_by_everything_but_seed():
 
 
 def test_one_missing_seed_and_duplicates(tmp_path):
+    """Seed 0 trained alone is not seed 0 of the group (0, 1): the group trains whole."""
     specs = [MODES["pretrain"](s) for s in (0, 1)]
-    get_or_run(specs[0], tmp_path)
+    alone = get_or_run(specs[0], tmp_path)
     out = get_or_run_many([specs[0], specs[1], specs[1]], tmp_path)
-    assert [r.key for r in out] == [specs[0].key, specs[1].key, specs[1].key]
-    assert "stacked_seeds" not in out[1].info  # a kind with one missing seed: the per-seed loop
+    assert [r.spec for r in out] == [specs[0], specs[1], specs[1]] and out[1].path == out[2].path
+    assert all(r.info["stacked_seeds"] == [0, 1] for r in out) and out[0].path != alone.path
+    assert lookup(specs[0], tmp_path).path == alone.path  # still there, for whoever asks for it alone
 
 
 WORKER = """
@@ -144,9 +148,9 @@ from harness.runs import RunSpec, get_or_run_many
 from harness.runs import cache, many
 flags = Path(sys.argv[2])
 def recording(commit):
-    def wrapped(tmp, final, spec):
-        (flags / f"commit-{spec.key[:12]}-{os.getpid()}").touch()
-        return commit(tmp, final, spec)
+    def wrapped(tmp, final, *args):
+        (flags / f"commit-{final.name[:12]}-{os.getpid()}").touch()
+        return commit(tmp, final, *args)
     return wrapped
 cache._commit = recording(cache._commit)
 many._commit = recording(many._commit)
@@ -173,18 +177,25 @@ def workers(tmp_path: Path, sets: list[list], cache: Path) -> list[subprocess.Po
     return procs
 
 
-def test_two_processes_with_overlapping_seeds_train_each_once(tmp_path):
-    specs = [MODES["pretrain"](s) for s in range(4)]
+def test_two_processes_asking_for_one_group_train_it_once(tmp_path):
+    specs = [MODES["pretrain"](s) for s in range(3)]
     cache = tmp_path / "cache"
-    procs = workers(tmp_path, [specs[:3], specs[1:]], cache)
+    procs = workers(tmp_path, [specs, list(reversed(specs))], cache)
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    assert json.loads(outs[0][0]) == [s.key for s in specs[:3]]
-    assert json.loads(outs[1][0]) == [s.key for s in specs[1:]]
+    keys = [entry_key(s, Engine.here(range(3)), None) for s in specs]
+    assert json.loads(outs[0][0]) == keys and json.loads(outs[1][0]) == keys[::-1]
     commits = sorted(f.name.split("-")[1] for f in (tmp_path / "flags").glob("commit-*"))
-    assert commits == sorted(s.key[:12] for s in specs), commits  # every seed once, by one process
-    assert all(lookup(s, cache) is not None for s in specs)
+    assert commits == sorted(k[:12] for k in keys), commits  # every seed once, by one process
     assert not list(cache.glob(".tmp-*")) and not list(cache.glob(".trash-*"))
+
+
+def test_overlapping_groups_are_different_computations(tmp_path):
+    """Seeds 1 and 2 stacked with 0, or with 3: two computations, two entries each."""
+    specs = [MODES["pretrain"](s) for s in range(4)]
+    first, second = get_or_run_many(specs[:3], tmp_path), get_or_run_many(specs[1:], tmp_path)
+    assert [r.info["stacked_seeds"] for r in first + second] == [[0, 1, 2]] * 3 + [[1, 2, 3]] * 3
+    assert not {r.path for r in first} & {r.path for r in second}
 
 
 def test_two_processes_split_the_seeds_of_a_kind_that_cannot_be_stacked(tmp_path):
@@ -198,7 +209,8 @@ def test_two_processes_split_the_seeds_of_a_kind_that_cannot_be_stacked(tmp_path
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     commits = [f.name.split("-") for f in (tmp_path / "flags").glob("commit-*")]
-    assert sorted(key for _, key, _ in commits) == sorted(s.key[:12] for s in specs)  # each once
+    alone = [entry_key(s, Engine.here(), None) for s in specs]  # a kind that cannot stack: runs alone
+    assert sorted(key for _, key, _ in commits) == sorted(k[:12] for k in alone)  # each once
     by = {pid for _, _, pid in commits}
     assert len(by) == 2, f"one process trained every seed: {commits}"
 
@@ -214,7 +226,8 @@ def test_a_kind_waits_for_a_held_seed_and_trains_with_it(tmp_path):
     holder.write_text(
         "import sys, time\nfrom filelock import FileLock\n"
         "with FileLock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(float(sys.argv[2]))\n")
-    proc = subprocess.Popen([sys.executable, str(holder), str(cache / f"{specs[1].key}.lock"), "4"],
+    keys = [entry_key(s, Engine.here(range(3)), None) for s in specs]
+    proc = subprocess.Popen([sys.executable, str(holder), str(cache / f"{keys[1]}.lock"), "4"],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     t0 = time.monotonic()
@@ -222,8 +235,8 @@ def test_a_kind_waits_for_a_held_seed_and_trains_with_it(tmp_path):
     proc.wait(timeout=30)
     assert time.monotonic() - t0 >= 3.5  # waited for the holder
     assert all(r.info["stacked_seeds"] == [0, 1, 2] for r in out)
-    assert [r.key for r in out] == [s.key for s in specs]
-    assert FileLock(str(cache / f"{specs[0].key}.lock")).acquire(timeout=0)  # nothing left locked
+    assert [r.key for r in out] == keys
+    assert FileLock(str(cache / f"{keys[0]}.lock")).acquire(timeout=0)  # nothing left locked
 
 
 def test_a_mode_that_cannot_be_stacked_trains_one_by_one(tmp_path, recwarn):

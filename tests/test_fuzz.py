@@ -337,7 +337,39 @@ def deeper_config(folder: Path) -> None:
     p.write_text(json.dumps(config))
 
 
-CHECKPOINT_DEFECTS = ["truncated", "bin", "nonfinite", "stray", "missing", "deeper"]
+def negative_dims(folder: Path) -> None:
+    """Negate both dimensions of one matrix in the header: the product, and so the byte span that
+    the size check compares, is unchanged."""
+    p = folder / "src" / "model.safetensors"
+    data = p.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    name = next(k for k, v in header.items() if k != "__metadata__" and len(v["shape"]) == 2)
+    header[name]["shape"] = [-d for d in header[name]["shape"]]
+    raw = json.dumps(header).encode()  # data offsets count from the header's end: they stay right
+    p.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n:])
+
+
+def latin1_index(folder: Path) -> None:
+    (folder / "src" / "model.safetensors.index.json").write_bytes(b'{"weight_map": {"caf\xe9": "x"}}')
+
+
+def no_model_type(folder: Path) -> None:
+    (folder / "src" / "config.json").write_text("{}")  # was read as mistral by diff
+
+
+def stray_layer(index: int):
+    """One extra tensor at layer `index`: diff drew a heatmap that wide (1e11: a MemoryError)."""
+    def make(folder: Path) -> None:
+        p = folder / "src" / "model.safetensors"
+        tensors = load_file(p)
+        tensors[f"model.layers.{index}.mlp.down_proj.weight"] = torch.zeros(2, 2)
+        save_file(tensors, p, metadata={"format": "pt"})
+    return make
+
+
+CHECKPOINT_DEFECTS = ["truncated", "bin", "nonfinite", "stray", "missing", "deeper", "negative", "latin1-index",
+                      "no-model-type", "stray-layer"]
 
 
 @st.composite
@@ -356,9 +388,18 @@ def checkpoint_cases(draw, pristine, kind):
         defect, expect = stray_shard(target), r"not a file name inside"
     elif kind == "missing":
         defect, expect = missing_shard, r"is missing"
-    else:
+    elif kind == "negative":
+        defect, expect = negative_dims, r"negative dimension"
+    elif kind == "latin1-index":
+        defect, expect = latin1_index, r"not a safetensors index"
+    elif kind == "deeper":
         defect, expect = deeper_config, r"gives 6 layers but the weights hold layers 0-3"
-    commands = ["upscale", "train"] + (["diff"] if kind not in ("deeper",) else [])
+    elif kind == "no-model-type":
+        defect, expect = no_model_type, r"no model_type; cannot tell the architecture"
+    else:
+        defect = stray_layer(draw(st.one_of(st.integers(DEPTH, 10**5), st.just(10**11))))
+        expect = r"gives 4 layers but the weights hold layers 0-\d+ \(5\)"
+    commands = ["upscale", "train", "diff"]
     command = draw(st.sampled_from(commands))
     argv = {
         "upscale": upscale(draw(ENGINES)),

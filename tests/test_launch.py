@@ -365,7 +365,7 @@ def test_get_or_launch_trains_in_this_process_without_gpus(tmp_path, monkeypatch
     monkeypatch.setattr(command, "visible_gpus", lambda: (0, 0.0))
     spec = small()
     first = get_or_launch(spec, tmp_path / "c", progress=False)
-    assert first.path == tmp_path / "c" / spec.key and (first.path / MARKER).is_file()
+    assert first.path.parent == tmp_path / "c" and first.spec == spec and (first.path / MARKER).is_file()
     assert get_or_launch(spec, tmp_path / "c").path == first.path  # from the cache
 
 
@@ -396,8 +396,10 @@ def test_launched_run_matches_the_one_process_run_and_is_written_once(tmp_path, 
     # Written once, by the main rank, complete, with nothing left beside it.
     assert out.count("stored in") == 1 and f"[rank 0/{world}]" in out
     cache = tmp_path / "launched"
+    base_entry = launched.info["base_entry"]  # keys name the computation: `world` ranks, not one
+    assert launched.info["engine"]["ranks"] == world and launched.key != one.key
     assert sorted(p.name for p in cache.iterdir()) == sorted(
-        [spec.key, f"{spec.key}.lock", base.key, f"{base.key}.lock"])
+        [launched.key, f"{launched.key}.lock", base_entry, f"{base_entry}.lock"])
     assert sorted(p.name for p in launched.path.iterdir()) == sorted(p.name for p in one.path.iterdir())
     assert launched.metrics["processes"] == world and launched.metrics["distributed_type"] == "MULTI_CPU"
     # The same run: ranks sum gradients in another order (float32, ~1e-7 relative). Adam turns a

@@ -141,3 +141,66 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
     assert all(any(f"::test_{name}" in line or name in line for name in
                    ("dups_more_responsive", "post_norm", "o_proj", "dup_rate", "slice_own_gradient[full-within]"))
                for line in failed), failed
+
+
+# ---- issue 24: epochs, the plan against the weights, snapshots that moved, unreadable files ----
+
+@pytest.mark.parametrize("epochs", [(2, 1), (1, 1)], ids=["reversed", "repeated"])
+def test_epochs_must_strictly_increase(trained, tmp_path, epochs):
+    """Epochs 2 then 1 flipped a verdict; repeated epochs failed 5 tests later."""
+    base, run = trained
+    snaps = [{"path": str(run.snapshot_path(run.epoch_end(e))), "epoch": e} for e in epochs]
+    with pytest.raises(UplabError, match=r"snapshot epochs \[\d, \d\] must strictly increase"):
+        load_manifest(write_manifest(tmp_path, base, run, {"snapshots": snaps}))
+
+
+def _with_plan(tmp_path, base, run, plan) -> Path:
+    path = write_manifest(tmp_path, base, run)
+    (tmp_path / "plan.yml").write_text(plan.text)
+    return path
+
+
+@pytest.mark.parametrize("plan", [
+    lambda: plan_for("interleaved", 8),
+    lambda: __import__("harness.strategies", fromlist=["contiguous"]).contiguous(1, 4, num_layers=8, copies=2),
+], ids=["interleaved-over-contiguous", "other-range"])
+def test_a_plan_that_did_not_build_the_upscale_is_refused(trained, tmp_path, plan):
+    """Same depth (14 layers), other layer roles: caught from the upscaled weights, not the depth."""
+    base, run = trained
+    with pytest.raises(UplabError, match=r"upscaled layer \d+ .* is not .*give the config that built it") as e:
+        load_manifest(_with_plan(tmp_path, base, run, plan()))
+    assert "\n" not in str(e.value)
+
+
+def test_snapshots_that_never_moved_are_refused(trained, tmp_path):
+    base, run = trained
+    snaps = [{"path": str(run.snapshot_path(0)), "epoch": 1}]
+    with pytest.raises(UplabError, match="the last snapshot equals the upscaled model"):
+        load_manifest(write_manifest(tmp_path, base, run, {"snapshots": snaps}))
+
+
+@pytest.mark.parametrize("key, value", [("hidden_size", 32), ("model_type", "llama")])
+def test_a_snapshot_of_another_model_is_refused(trained, tmp_path, key, value):
+    base, run = trained
+    other = tmp_path / "other"
+    other.mkdir()
+    config = json.loads((run.path / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, key: value}))
+    (other / "model.safetensors").symlink_to(run.snapshot_path(run.epoch_end(2)))
+    snaps = [{"path": str(other), "epoch": 2}]
+    with pytest.raises(UplabError, match=f"snapshot 1 has {key} {value!r} but the upscaled model has"):
+        load_manifest(write_manifest(tmp_path, base, run, {"snapshots": snaps}))
+
+
+def test_unreadable_manifests_are_one_line(tmp_path):
+    loop = tmp_path / "loop.yml"
+    loop.symlink_to(loop)
+    latin = tmp_path / "latin.yml"
+    latin.write_bytes(b"base: caf\xe9\n")
+    huge = tmp_path / "huge.yml"
+    with open(huge, "wb") as f:
+        f.truncate(2 << 30)  # sparse: 2 GiB that must not be read
+    for path, message in [(loop, "symlink loop"), (latin, "not UTF-8 text"), (huge, "is over 1024 KiB")]:
+        with pytest.raises(UplabError, match=message) as e:
+            load_manifest(path)
+        assert "\n" not in str(e.value)

@@ -201,19 +201,49 @@ def test_help_lists_options_in_one_group(uplab):
 
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "0"], "*--seeds*expected a whole number >= 1, got 0*"),
+    (["--seeds", "1"], "*--seeds*got 1: every claim compares seeds*or --checkpoints MANIFEST for one run*"),
+    (["--seeds", "1000000"], "*--seeds*got 1000000, at most 64: each seed trains its own runs*"),
+    (["--checkpoints", "loop"], "*--checkpoints loop: cannot resolve the path (a symlink loop?)*"),
+    (["--registry", "loop"], "*--registry loop: cannot resolve the path (a symlink loop?)*"),
+    (["--registry", "latin.yml"], "*--registry *latin.yml: not UTF-8 text (byte 13)*"),
+    (["--registry", "list.yml"], "*--registry: *list.yml: claims.a: expected a mapping of fields, got list*"),
     (["--alpha", "1.5"], "*--alpha*expected a number in (0, 1)*"),
     (["--scale", "huge"], "*--scale*invalid choice*"),
     (["--base-model", "missing"], "*--base-model missing: no such file or directory; give*"),
     (["--train-data", "missing"], "*--train-data missing: no such file or directory; give*"),
     (["--checkpoints", "."], "*--checkpoints .: not a file; give the path of a checkpoint manifest*"),
     (["--report-dir", "afile"], "*--report-dir *afile: exists and is not a directory*"),
-], ids=["seeds", "alpha", "scale", "base-model", "train-data", "checkpoints", "report-dir"])
+], ids=["seeds", "one-seed", "a-million-seeds", "checkpoints-loop", "registry-loop", "registry-latin1",
+        "registry-list", "alpha", "scale", "base-model", "train-data", "checkpoints", "report-dir"])
 def test_bad_option_values_are_usage_errors(uplab, args, message):
     (uplab.path / "afile").write_text("")
+    (uplab.path / "loop").symlink_to("loop")
+    (uplab.path / "latin.yml").write_bytes(b"claims:\n  caf\xe9: {}\n")
+    (uplab.path / "list.yml").write_text("claims:\n  a: [1, 2]\n")
     uplab.makepyfile("def test_x(): pass")
     result = uplab.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
+
+
+def test_a_read_only_run_cache_is_a_usage_error(uplab, monkeypatch):
+    """Simulated (tests run as root, which chmod does not stop): the probe file cannot be made."""
+    import errno
+    import tempfile
+
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and "ro-cache" in str(dir):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    (uplab.path / "ro-cache").mkdir()
+    uplab.makepyfile("def test_x(): pass")
+    result = uplab.runpytest("--run-cache", "ro-cache")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--run-cache *ro-cache: not writable (Read-only file system); give a writable*"])
 
 
 # -- markers and skips --------------------------------------------------------------------------
@@ -300,10 +330,20 @@ def write_tiny_manifest(folder):
     from harness.claims.settings import plan_for
     from harness import tiny
 
-    tiny.save(tiny.preset("tiny8"), 0, folder / "m-base")
-    for name in ("m-up", "m-epoch1"):
-        tiny.save(tiny.preset("tiny8", num_layers=14), 0, folder / name)
-    (folder / "m-plan.yml").write_text(plan_for("contiguous", 8).text)
+    import torch
+
+    from harness.runs.runner import apply_plan
+
+    plan = plan_for("contiguous", 8)
+    base = tiny.build(tiny.preset("tiny8"), 0)
+    base.save_pretrained(folder / "m-base")
+    up, _ = apply_plan(base, plan)  # the manifest's plan is checked against these weights
+    up.save_pretrained(folder / "m-up")
+    with torch.no_grad():  # a snapshot that moved: the startup check refuses one that did not
+        for p in up.parameters():
+            p.add_(0.01)
+    up.save_pretrained(folder / "m-epoch1")
+    (folder / "m-plan.yml").write_text(plan.text)
     (folder / "manifest.yaml").write_text(
         "base: m-base\nupscale: m-plan.yml\nupscaled: m-up\nsnapshots: [{path: m-epoch1, epoch: 1}]\n")
 

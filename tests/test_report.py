@@ -278,6 +278,43 @@ def test_corrupt_claims_json_is_one_line_exit_2(report, capsys, damage, message)
     assert (report / "index.html").read_bytes() == before  # nothing half-written
 
 
+def _edit_first_claim(report: Path, edit) -> None:
+    document = json.loads((report / "claims.json").read_text())
+    edit(document["claims"][0])
+    (report / "claims.json").write_text(json.dumps(document))  # allow_nan: writes NaN / Infinity
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["decision"].update(effect="abc"), "decision.effect must be a finite number, got 'abc'"),
+    (lambda c: c["decision"].update(p_adj=7), "decision.p_adj must be a probability in [0, 1], got 7"),
+    (lambda c: c["decision"].update(p=float("nan")), "decision.p must be a probability in [0, 1], got nan"),
+    (lambda c: c["decision"].update(ci_high=float("inf")), "decision.ci_high must be a finite number, got inf"),
+    (lambda c: c["decision"].update(n="12"), "decision.n must be a whole number >= 0, got '12'"),
+    (lambda c: c.update(effects=[0.1, "x"]), "field 'effects' must hold finite numbers"),
+    (lambda c: c.update(seeds=[0, 1.5]), "field 'seeds' must hold whole numbers"),
+], ids=["effect-text", "p-adj-7", "p-nan", "ci-inf", "n-text", "effects", "seeds"])
+@pytest.mark.parametrize("record", [False, True], ids=["render", "record"])
+def test_claims_json_numbers_are_checked_on_read(report, tmp_path, capsys, edit, message, record):
+    """"Effect abc" and "Holm p = 7.000" were rendered, and written into the baseline by --record;
+    NaN crashed --record and left a temp file among the baselines."""
+    _edit_first_claim(report, edit)
+    into = tmp_path / "baselines"
+    into.mkdir()
+    argv = ["report", str(report)] + (["--record", "--baseline-dir", str(into)] if record else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert list(into.iterdir()) == []  # no baseline, no temp file
+
+
+def test_a_baseline_that_cannot_be_written_leaves_no_temp_file(tmp_path):
+    from harness.claims import baseline
+
+    with pytest.raises(ValueError):
+        baseline.write({"tiny": {"effect": float("nan")}}, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_dir_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err

@@ -13,6 +13,7 @@ The rules that keep a careless `--force` from costing data:
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from harness.errors import UplabError
 
+# Errors of writing, not of reading a source: a full disk, a quota, a read-only folder.
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 MARKER = ".uplab-output"  # written into every staged output; --force replaces only folders with it
 # .OUT.uplab-stage.HOST.PID.xxxx: the host keeps a build on another machine sharing the folder
 # (NFS) from being taken for a dead one
@@ -139,6 +142,21 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def os_error(e: Exception, path) -> OSError | None:
+    """The OSError inside a safetensors SafetensorError, if it is one. The Rust writer reports a
+    full disk as SafetensorError("... (os error 28)"), which no `except OSError` catches (the run
+    cache's and the staged writers' ENOSPC handlers); transformers' save_pretrained raises it too."""
+    if isinstance(e, OSError):
+        return e
+    if type(e).__name__ != "SafetensorError":
+        return None
+    code = re.search(r"os error (\d+)|code: (\d+)", str(e))
+    if code is None:
+        return None
+    n = int(code.group(1) or code.group(2))
+    return OSError(n, os.strerror(n), str(path))
+
+
 def _stage_prefix(target: Path, kind: str) -> str:
     return f".{target.name}.uplab-{kind}.{_host()}.{os.getpid()}."
 
@@ -166,6 +184,12 @@ def staged_output(out: str | Path, *, force: bool = False,
             (stage / MARKER).write_text("written by uplab; `--force` may replace this folder\n")
             apply_umask(stage)
             _move_into_place(stage, target)
+        except Exception as e:  # a full disk or a read-only folder: one line (the stage goes below)
+            err = os_error(e, target)
+            if err is None or err.errno not in _WRITE_ERRORS:
+                raise
+            raise UplabError(f"cannot write {target} ({err.strerror}); free space or choose a writable "
+                             "folder") from None
         finally:
             # By name, not by the variable: a SIGTERM between mkdtemp's mkdir and its return
             # leaves a stage that `stage` never named.
@@ -207,6 +231,9 @@ def write_file(path: str | Path, text: str, *, force: bool = False) -> None:
             f.write(text)
         os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise UplabError(f"cannot write {path} ({e.strerror}); free space or choose a writable folder") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -154,6 +154,9 @@ def _parse_header(file: Path, size: int, raw: bytes) -> dict[str, TensorInfo]:
             raise UplabError(
                 f"{file}: tensor {name} has a malformed header entry {entry!r}; re-save the checkpoint"
             ) from None
+        if any(d < 0 for d in shape):  # (-2, -3) has a positive product: it would pass the size check
+            raise UplabError(f"{file}: tensor {name} has a negative dimension in its shape {list(shape)}; "
+                             "the file is corrupt, re-save it")
         nbytes = math.prod(shape) * dtype.itemsize
         if end - begin != nbytes or begin < 0:
             raise UplabError(
@@ -277,14 +280,21 @@ def _release(mm: mmap.mmap, offset: int, nbytes: int, ahead: bool = False) -> No
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+def _resolve(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        raise UplabError(f"{path}: cannot resolve the path (a symlink loop?); re-save the checkpoint") from None
+
+
 def _directory_tensors(path: Path) -> dict[str, TensorInfo]:
     index = path / INDEX
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text())["weight_map"]
+            weight_map = json.loads(index.read_bytes())["weight_map"]  # bytes: JSON is UTF-8 by definition
             if not isinstance(weight_map, dict):
                 raise TypeError
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # ValueError: bad JSON or bytes that are not UTF-8
             raise UplabError(
                 f"{index}: not a safetensors index (no weight_map); re-save the checkpoint"
             ) from None
@@ -292,7 +302,7 @@ def _directory_tensors(path: Path) -> dict[str, TensorInfo]:
         root = path.resolve()
         for shard in weight_map.values():
             # an index is data from a download: it may name only files inside the checkpoint
-            if not isinstance(shard, str) or (path / shard).resolve().parent != root:
+            if not isinstance(shard, str) or _resolve(path / shard).parent != root:
                 raise UplabError(f"{index}: shard {shard!r} is not a file name inside {path}; "
                                  "an index may only name shards in its own folder")
         for shard in sorted(set(weight_map.values())):

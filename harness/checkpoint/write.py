@@ -8,15 +8,25 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from harness.checkpoint.output import staged_output  # noqa: F401  (the one staged writer)
+from harness.checkpoint.output import os_error, staged_output  # noqa: F401  (the one staged writer)
 from harness.checkpoint.read import INDEX, SINGLE
 
 SIDE_FILES = (  # copied beside the weights, as mergekit copies the tokenizer
     "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer.model",
     "added_tokens.json", "merges.txt", "vocab.json", "chat_template.jinja", "generation_config.json",
 )
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """safetensors' save_file, with its I/O failures raised as the OSError they are
+    (harness.checkpoint.output.os_error)."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as e:
+        raise (os_error(e, path) or e) from None
 
 
 class ShardWriter:
@@ -39,7 +49,7 @@ class ShardWriter:
 
     def _flush(self) -> None:
         part = self.out / f"part-{len(self.shards):05d}.safetensors"
-        save_file(self._buf, part, metadata={"format": "pt"})
+        save_tensors(self._buf, part, metadata={"format": "pt"})
         self.shards.append({name: part.name for name in self._buf})
         self._buf, self._size = {}, 0
 

@@ -103,12 +103,16 @@ def write(baselines: Mapping[str, dict], directory: Path) -> list[Path]:
     out = []
     for scale, body in sorted(baselines.items()):
         path = directory / f"{scale}.json"
+        text = json.dumps(body, indent=1, sort_keys=True, allow_nan=False) + "\n"  # before any file exists
         fd, tmp = tempfile.mkstemp(prefix=f".{scale}.", suffix=".json", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(body, f, indent=1, sort_keys=True, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk or a kill: no .<scale>.XXXX.json left beside the baselines
+            Path(tmp).unlink(missing_ok=True)
+            raise
         out.append(path)
     return out
 

@@ -205,6 +205,9 @@ def parse(text: str, source: str = "registry") -> Registry:
         raise UplabError(f"{source}: not valid YAML{yaml_problem(e)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("claims"), dict):
         raise UplabError(f"{source}: expected a mapping with a 'claims' mapping")
+    for cid, body in raw["claims"].items():
+        if body is not None and not isinstance(body, dict):
+            raise UplabError(f"{source}: claims.{cid}: expected a mapping of fields, got {type(body).__name__}")
     claims = {cid: {"id": cid, **(body or {})} for cid, body in raw["claims"].items()}
     try:
         return Registry.model_validate({**raw, "claims": claims})

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from harness.commands._common import lazy_choices
-from harness.errors import UplabError
+from harness.errors import UplabError, printable
 
 DESCRIPTION = """\
 Compare two checkpoints of one model, tensor by tensor, and write:
@@ -33,9 +33,12 @@ as deep as the plan's output), fill is computed for the modules a duplicate zero
 the module in TUNED over the norm of the same module of the orig layer with the same source, in
 BASE. Without --plan, fill is empty.
 
-Bad input (missing directory or shard, index entries a shard lacks, truncated files, different
-architectures, depths or shapes, NaN/Inf weights) stops with one line and exit status 2, before
-anything is written; DIR receives its two files only when both are complete."""
+Bad input (missing directory or shard, index entries a shard lacks, truncated files or negative
+dimensions in a header, a config.json without model_type or whose depth differs from the layers
+in the weights, a stray layer index, different architectures, depths or shapes, NaN/Inf
+weights) stops with one line and exit status 2, before anything is written; DIR receives its
+two files only when both are complete. Checkpoints stored in different dtypes (bf16 vs fp16)
+get a note: their rounding shows up as change."""
 
 
 def register(sub) -> None:
@@ -69,6 +72,9 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise UplabError(f"--out {out} is a file; give a directory")
     with Checkpoint(args.base) as base, Checkpoint(args.tuned) as tuned:
+        for path, ckpt in ((args.base, base), (args.tuned, tuned)):
+            _check_config(path, ckpt)
+        note = _dtype_note(base, tuned)
         layer_map = _layer_map(args.plan, base.model_type) if args.plan else None
         rows = weight_deltas(base, tuned, layer_map=layer_map,
                              progress=False if args.quiet else None)
@@ -78,8 +84,32 @@ def run(args) -> int:
     with _staged(out) as stage:
         write_csv(rows, stage("deltas.csv"))
         fig.savefig(stage("heatmap.png"), format="png", dpi=110, metadata={"Software": None})
-    print(f"wrote {out / 'deltas.csv'} ({len(rows)} rows) and {out / 'heatmap.png'}")
+    print(printable(f"wrote {out / 'deltas.csv'} ({len(rows)} rows) and {out / 'heatmap.png'}"))
+    if note:
+        print(note)
     return 0
+
+
+def _check_config(path: str, ckpt) -> None:
+    """config.json against the weights, as the README promises, before any tensor is read: a
+    config without model_type (read as mistral before), one that gives another depth, and a
+    stray layer index (model.layers.9999, or 1e11: a row per layer up to it) are one line."""
+    from harness.checkpoint import check_layers, config_facts
+
+    if ckpt.config is None:  # a bare .safetensors file has no config to check
+        return
+    facts, depth = config_facts(ckpt.config, Path(path) / "config.json")
+    check_layers(ckpt.names(), facts, depth, path)
+
+
+def _dtype_note(base, tuned) -> str | None:
+    """A line when the two are stored in different float dtypes: a bf16 vs fp16 diff is mostly
+    the two roundings (bf16 keeps 8 mantissa bits, fp16 11), not training."""
+    dtypes = [sorted({str(i.dtype).removeprefix("torch.") for i in c.tensors.values()}) for c in (base, tuned)]
+    if dtypes[0] == dtypes[1]:
+        return None
+    return (f"note: BASE is stored as {'/'.join(dtypes[0])} and TUNED as {'/'.join(dtypes[1])}: the deltas "
+            "include their rounding (up to ~0.4 % of each weight in bf16), not only training")
 
 
 def _layer_map(config: str, model_type: str | None):

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.commands._common import layer_count, lazy_choices, positive_int
+from harness.errors import printable
 
 
 def register(sub) -> None:
@@ -38,5 +39,5 @@ def run(args) -> int:
     with staged_output(args.out, force=args.force) as stage:
         tiny.save(spec, args.seed, stage)
     n = sum(p.numel() for p in tiny.build(spec, args.seed).parameters())
-    print(f"wrote {Path(args.out)} ({spec.arch}, {spec.num_layers} layers, {n:,} parameters, seed {args.seed})")
+    print(printable(f"wrote {Path(args.out)} ({spec.arch}, {spec.num_layers} layers, {n:,} parameters, seed {args.seed})"))
     return 0

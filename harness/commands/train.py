@@ -103,7 +103,9 @@ def register(sub) -> None:
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="train from a --base with NaN/Inf weights instead of refusing it")
     p.add_argument("--preset", default="tiny", help="tiny preset of the base (default: tiny)")
-    p.add_argument("--pretrain-only", action="store_true", help="only pre-train the tiny base")
+    p.add_argument("--pretrain-only", action="store_true",
+                   help="only pre-train the tiny base (honours --steps/--epochs, --lr, --seed, --snapshots; "
+                        "refuses the fine-tune flags)")
     p.add_argument("--plan", help="mergekit passthrough YAML applied to the base before training")
     p.add_argument("--data",
                    help="original, target (the synthetic domains), prose, python (real text drawn from this "
@@ -150,12 +152,42 @@ def _check_base(path: str, allow_nonfinite: bool) -> tuple[int, str]:
     return depth, facts.name
 
 
+# Fine-tune flags --pretrain-only has no use for (it trains the tiny base on the original domain,
+# unplanned, in full): given, they are refused rather than silently ignored. (flag, its default)
+_NOT_FOR_PRETRAINING = (("plan", None), ("mode", "full"), ("lora_r", 8), ("lora_alpha", 16.0), ("freeze", ()),
+                        ("data", None), ("eval", None), ("batch_size", None), ("max_len", None),
+                        ("eval_size", None))
+
+
+def _pretrain_spec(args):
+    """The tiny base's pre-training spec, with the length, lr, seed and snapshots given."""
+    from harness.runs import make, tiny_base
+
+    given = [f"--{name.replace('_', '-')}" for name, default in _NOT_FOR_PRETRAINING
+             if getattr(args, name) != default]
+    if given:
+        raise UplabError(f"--pretrain-only trains the tiny base on the original domain as the suite does; "
+                         f"{', '.join(given)} apply to a fine-tune: drop them, or drop --pretrain-only")
+    overrides = {k: v for k, v in (("steps", args.steps), ("epochs", args.epochs), ("lr", args.lr))
+                 if v is not None}
+    if args.epochs is not None:
+        overrides["steps"] = None
+    spec = tiny_base(args.base_seed, preset=args.preset, snapshots=args.snapshots, **overrides)
+    if args.seed is not None:  # the data order; --base-seed stays the init's seed
+        spec = make(**{**spec.model_dump(exclude={"kind"}, round_trip=True), "seed": args.seed})
+    return spec
+
+
 def build_spec(args):
     from harness.data import DataSpec, Local
     from harness.plan import load_plan
     from harness.runs import TINY_FINETUNE, LocalBase, finetune, tiny_base
     from harness.train import Freeze, Full, Lora
 
+    if args.pretrain_only:  # before any default below fills in a fine-tune flag
+        if args.base:
+            raise UplabError("--pretrain-only pre-trains a tiny preset; drop --base")
+        return _pretrain_spec(args)
     real = args.base == "real"
     if real:
         from harness.real import real_base
@@ -169,10 +201,6 @@ def build_spec(args):
 
         depth, arch = tiny.preset(args.preset).num_layers, tiny.preset(args.preset).arch
     base = LocalBase(path=args.base) if args.base else tiny_base(args.base_seed, preset=args.preset)
-    if args.pretrain_only:
-        if args.base:
-            raise UplabError("--pretrain-only pre-trains a tiny preset; drop --base")
-        return base
     extra = {k: v for k, v in (("steps", args.steps), ("epochs", args.epochs), ("lr", args.lr),
                                ("seed", args.seed)) if v is not None}
     if real and args.lr is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.commands._common import byte_size, checked, report_findings, source_dir
+from harness.errors import printable
 
 
 def register(sub) -> None:
@@ -52,5 +53,5 @@ def run(args) -> int:
                             max_shard_bytes=args.max_shard_size, progress=not args.quiet,
                             allow_nonfinite=args.allow_nonfinite)
     print(render.summary(lm))
-    print(f"wrote {args.out} ({args.engine})")
+    print(printable(f"wrote {args.out} ({args.engine})"))
     return 0

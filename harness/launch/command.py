@@ -139,6 +139,7 @@ def run_launched(spec, cache_dir: str | Path, gpus: int, *, config: str | Path =
     The children inherit stdout/stderr, so progress and a failing rank's error show as they happen.
     """
     from harness.runs.cache import lookup
+    from harness.runs.engine import Engine
 
     cache = Path(cache_dir)
     layer_class = None
@@ -153,7 +154,7 @@ def run_launched(spec, cache_dir: str | Path, gpus: int, *, config: str | Path =
     if code != 0:
         raise UplabError(f"accelerate launch exited with {code} (the failing rank's error is above): "
                          f"{shlex.join(argv)}")
-    hit = lookup(spec, cache)
+    hit = lookup(spec, cache, Engine.here(ranks=gpus))  # the ranks' entry: keyed by their number
     if hit is None:
         raise UplabError(f"accelerate launch finished but run {spec.key[:12]} has no complete entry in "
                          f"{cache}; rerun with the command: {shlex.join(argv)}")

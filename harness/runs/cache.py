@@ -1,4 +1,9 @@
-"""The run cache: `<cache>/<hash>/` holds a finished run; building it is atomic and locked.
+"""The run cache: `<cache>/<key>/` holds a finished run; building it is atomic and locked.
+
+`<key>` names the computation, not only the spec (harness.runs.engine.entry_key): the spec's key,
+how it was computed (alone or stacked with which seeds; device, resolved precision, ranks) and the
+key of the base entry it started from. `get_or_run` computes a run alone; the suite's groups of
+seeds go through harness.runs.many. Below, "hash" is that key.
 
 Protocol (one writer per hash, any number of readers, across processes and xdist workers):
 1. A folder `<hash>/` with a valid COMPLETE marker is a finished run: read it, no lock.
@@ -36,6 +41,7 @@ from filelock import FileLock
 
 from harness.checkpoint.model import file_sha256
 from harness.errors import UplabError
+from harness.runs.engine import Engine, entry_key
 from harness.runs.result import RunResult
 from harness.runs.runner import execute, write_json
 from harness.runs.spec import LocalBase, RunSpec, Scratch
@@ -55,11 +61,14 @@ def default_cache_dir() -> Path:
 def _defect(entry: Path) -> str | None:
     """Why `entry` is not a usable finished run, or None when it is."""
     try:
-        files = json.loads((entry / MARKER).read_text())["files"]
+        marker = json.loads((entry / MARKER).read_bytes())
     except FileNotFoundError:
         return "no COMPLETE marker (the run did not finish)"
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (OSError, ValueError):
         return "its COMPLETE marker is unreadable"
+    files = _marker_files(marker, entry.name)
+    if files is None:  # well-formed JSON of the wrong shape: as unreadable as garbage
+        return "its COMPLETE marker has the wrong structure"
     stats = {}
     for name, want in files.items():
         try:
@@ -78,6 +87,16 @@ def _defect(entry: Path) -> str | None:
                 return f"{name} does not match its sha256 (corrupted on disk)"
     _verified.add(stamp)
     return None
+
+
+def _marker_files(marker, name: str) -> dict | None:
+    """The marker's {file: {size, sha256}}, or None when it is not that (or names another key)."""
+    if not isinstance(marker, dict) or marker.get("key") != name or not isinstance(marker.get("files"), dict):
+        return None
+    files = marker["files"]
+    ok = all(isinstance(f, str) and "/" not in f and isinstance(m, dict) and type(m.get("size")) is int
+             and m["size"] >= 0 and isinstance(m.get("sha256"), str) for f, m in files.items())
+    return files if ok and files else None
 
 
 def _remove(path: Path, cache: Path) -> None:
@@ -132,7 +151,7 @@ def _collect(blobs: Path) -> None:
             pass
 
 
-def _commit(tmp: Path, final: Path, spec: RunSpec) -> None:
+def _commit(tmp: Path, final: Path, spec: RunSpec, engine: Engine | None = None) -> None:
     files = {f.name: {"size": f.stat().st_size, "sha256": file_sha256(f)}
              for f in sorted(tmp.iterdir()) if f.is_file()}
     blobs = final.parent / BLOBS
@@ -143,7 +162,8 @@ def _commit(tmp: Path, final: Path, spec: RunSpec) -> None:
             _share(tmp / name, files[name]["sha256"], blobs)
     if blobs.is_dir():
         _collect(blobs)
-    write_json(tmp / MARKER, {"key": spec.key, "files": files})  # written last, fsynced
+    write_json(tmp / MARKER, {"key": final.name, "spec": spec.key, "files": files,  # written last, fsynced
+                              "engine": (engine or Engine.here()).describe(spec)})
     os.replace(tmp, final)
     dfd = os.open(final.parent, os.O_RDONLY)
     try:
@@ -152,32 +172,54 @@ def _commit(tmp: Path, final: Path, spec: RunSpec) -> None:
         os.close(dfd)
 
 
-def lookup(spec: RunSpec, cache_dir: str | Path) -> RunResult | None:
-    """The finished run of `spec`, or None (absent, unfinished or corrupt)."""
-    entry = Path(cache_dir) / spec.key
+def _base_key(base) -> str | None:
+    return base.key if isinstance(base, RunResult) else None
+
+
+def lookup(spec: RunSpec, cache_dir: str | Path, engine: Engine | None = None,
+           base: RunResult | None = None) -> RunResult | None:
+    """The finished run of `spec` computed by `engine` (default: alone, here) from `base` (default:
+    the base's own entry by the same engine), or None (absent, unfinished or corrupt)."""
+    engine = engine or Engine.here()
+    if isinstance(spec.base, RunSpec) and base is None:
+        base = lookup(spec.base, cache_dir, engine)
+        if base is None:
+            return None
+    entry = Path(cache_dir) / entry_key(spec, engine, _base_key(base))
     return RunResult(spec, entry) if entry.is_dir() and _defect(entry) is None else None
 
 
 def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: bool = False,
-               callbacks=(), on_corrupt: str = "recompute",
+               callbacks=(), on_corrupt: str = "recompute", base: RunResult | None = None,
                _on_write: Callable[[Path], None] | None = None) -> RunResult:
-    """The run's result from the cache, training it first if no finished entry exists."""
+    """The run's result from the cache, training it alone first if no finished entry exists.
+    `base`: the base's entry when the caller resolved it (a group's stacked base); by default the
+    base too is looked up or trained alone."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if dist.launched():
         return _get_or_run_ranked(spec, cache, progress=progress, callbacks=callbacks, on_corrupt=on_corrupt)
-    hit = lookup(spec, cache)
+    engine = Engine.here()
+    # The base's own entry first, outside our lock: waiters on this hash should not queue behind it.
+    if isinstance(spec.base, RunSpec) and base is None:
+        base = get_or_run(spec.base, cache, progress=progress, on_corrupt=on_corrupt)
+    hit = lookup(spec, cache, engine, base)
     if hit is not None:
         return hit
-    # The base's own entry first, outside our lock: waiters on this hash should not queue behind it.
-    base = get_or_run(spec.base, cache, progress=progress, on_corrupt=on_corrupt) \
-        if isinstance(spec.base, RunSpec) else spec.base
+    base = base if isinstance(spec.base, RunSpec) else spec.base
+    key = entry_key(spec, engine, _base_key(base))
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UplabError(f"cannot create cache folder {str(cache)!r} ({e.strerror}); "
                          "pick a writable path") from None
-    entry = cache / spec.key
-    with FileLock(str(cache / f"{spec.key}.lock")):
+    entry = cache / key
+    lock = FileLock(str(cache / f"{key}.lock"))
+    try:
+        lock.acquire()
+    except OSError as e:  # a read-only cache: lookups work, writing does not
+        raise UplabError(f"cannot write into cache folder {str(cache)!r} ({e.strerror}); pick a writable "
+                         "path") from None
+    try:
         if entry.exists():
             defect = _defect(entry)
             if defect is None:  # another process finished it while we waited
@@ -186,12 +228,13 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
                 raise UplabError(f"cache entry {entry} is corrupt: {defect}; delete the folder to rerun")
             warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=2)
             _remove(entry, cache)
-        for debris in cache.glob(f".tmp-{spec.key}-*"):  # left by killed writers; we hold the lock
+        for debris in cache.glob(f".tmp-{key}-*"):  # left by killed writers; we hold the lock
             shutil.rmtree(debris, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.key}-", dir=cache))
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=cache))
         try:
-            execute(spec, base, tmp, progress=progress, callbacks=callbacks, on_write=_on_write)
-            _commit(tmp, entry, spec)
+            execute(spec, base, tmp, progress=progress, callbacks=callbacks, on_write=_on_write,
+                    record=_provenance(spec, engine, base))
+            _commit(tmp, entry, spec, engine)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -201,6 +244,8 @@ def get_or_run(spec: RunSpec, cache_dir: str | Path | None = None, *, progress: 
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    finally:
+        lock.release()
     return RunResult(spec, entry)
 
 
@@ -213,7 +258,9 @@ def _get_or_run_ranked(spec: RunSpec, cache: Path, *, progress: bool, callbacks,
     base: Scratch | LocalBase | RunResult = spec.base
     if isinstance(spec.base, RunSpec):  # the base's entry first, by the same protocol
         base = _get_or_run_ranked(spec.base, cache, progress=progress, callbacks=(), on_corrupt=on_corrupt)
-    entry = cache / spec.key
+    engine = Engine.here(ranks=dist.world_size())
+    key = entry_key(spec, engine, _base_key(base))
+    entry = cache / key
     if not dist.is_main():
         decision = dist.agree(None)
         if decision != "train":
@@ -222,7 +269,7 @@ def _get_or_run_ranked(spec: RunSpec, cache: Path, *, progress: bool, callbacks,
         return _follow(dist.agree(None), spec, entry)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(cache / f"{spec.key}.lock"))
+        lock = FileLock(str(cache / f"{key}.lock"))
         lock.acquire()
     except OSError as e:
         msg = f"cannot create cache folder {str(cache)!r} ({e.strerror}); pick a writable path"
@@ -240,13 +287,13 @@ def _get_or_run_ranked(spec: RunSpec, cache: Path, *, progress: bool, callbacks,
                 raise UplabError(msg)
             warnings.warn(f"cache entry {entry} is corrupt ({defect}); recomputing", stacklevel=2)
             _remove(entry, cache)
-        for debris in cache.glob(f".tmp-{spec.key}-*"):
+        for debris in cache.glob(f".tmp-{key}-*"):
             shutil.rmtree(debris, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.key}-", dir=cache))
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=cache))
         dist.agree("train")
         try:
-            execute(spec, base, tmp, progress=progress, callbacks=callbacks)
-            _commit(tmp, entry, spec)
+            execute(spec, base, tmp, progress=progress, callbacks=callbacks, record=_provenance(spec, engine, base))
+            _commit(tmp, entry, spec, engine)
         except BaseException as e:
             # No broadcast here: the other ranks may be inside a training collective. This
             # rank's exit ends the launch (torchrun stops the others).
@@ -266,3 +313,8 @@ def _follow(decision, spec: RunSpec, entry: Path) -> RunResult:
     if isinstance(decision, tuple):
         raise UplabError(decision[1])
     return RunResult(spec, entry)
+
+
+def _provenance(spec: RunSpec, engine: Engine, base) -> dict:
+    """spec.json's record of the computation: the engine and the base entry it started from."""
+    return {"engine": engine.describe(spec), "base_entry": _base_key(base)}

@@ -9,8 +9,10 @@
       - {path: /ckpt/epoch-2, epoch: 2, step: 1250}
 
 A snapshot is an HF folder (sharded or not) or one .safetensors file. `step` is optional (the
-snapshot's position, 1, 2, ..., when no snapshot gives one). The upscaled model is step 0. Only
-config.json and safetensors headers are read here; weight deltas stream the files later.
+snapshot's position, 1, 2, ..., when no snapshot gives one); steps and the epochs given strictly
+increase. The upscaled model is step 0. Besides config.json and safetensors headers, a sample of
+each tensor is read to check the plan against the upscaled weights and that the snapshots moved
+(harness.runs.manifest_check); weight deltas stream the files later.
 """
 
 from __future__ import annotations
@@ -101,13 +103,31 @@ class ManifestRun:
         return self.plan.layer_map(self.base_depth, self.model_type)
 
 
+MAX_BYTES = 1 << 20  # a manifest lists a handful of paths; a larger file is not one (and is not read)
+
+
+def _resolved(path: Path, what: str) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop: RuntimeError before Python 3.13
+        raise UplabError(f"{what} {path}: cannot resolve the path ({getattr(e, 'strerror', None) or e}); "
+                         "is it a symlink loop?") from None
+
+
 def load_manifest(path: str | Path) -> ManifestRun:
     """Parse and check a manifest; any problem is one UplabError line naming the entry and the fix."""
-    source = Path(path).expanduser().resolve()
+    source = _resolved(Path(path), "manifest")
     try:
-        raw = yaml.safe_load(source.read_text())
+        with open(source, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise UplabError(f"manifest {source} is over {MAX_BYTES // 1024} KiB; a manifest is a short YAML "
+                             "file of paths (is this the right file?)")
+        raw = yaml.safe_load(data.decode("utf-8"))
     except OSError as e:
         raise UplabError(f"cannot read manifest {source} ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise UplabError(f"manifest {source}: not UTF-8 text (byte {e.start}); save it as UTF-8 YAML") from None
     except yaml.YAMLError as e:
         raise UplabError(f"manifest {source}: not valid YAML{yaml_problem(e)}") from None
     try:
@@ -117,7 +137,7 @@ def load_manifest(path: str | Path) -> ManifestRun:
                       hint=" (keys: base, upscale, upscaled, snapshots: [{path, epoch?, step?}])") from None
 
     def existing(text: str, what: str) -> Path:
-        p = (source.parent / Path(text).expanduser()).resolve()
+        p = _resolved(source.parent / Path(text).expanduser(), f"manifest {source}: {what}")
         if not p.exists():
             raise UplabError(f"manifest {source}: {what} {text!r} does not exist")
         return p
@@ -130,6 +150,10 @@ def load_manifest(path: str | Path) -> ManifestRun:
     steps = steps if steps[0] is not None else list(range(1, len(m.snapshots) + 1))
     if steps != sorted(set(steps)):
         raise UplabError(f"manifest {source}: snapshot steps {steps} must increase")
+    epochs = [s.epoch for s in m.snapshots if s.epoch is not None]
+    if epochs != sorted(set(epochs)):  # snapshots are in training order: epochs 2 then 1 is a typo
+        raise UplabError(f"manifest {source}: snapshot epochs {epochs} must strictly increase (snapshots "
+                         "are listed in training order, one epoch end each)")
     snaps = tuple((step, s.epoch, existing(s.path, f"snapshot {i + 1}"))
                   for i, (step, s) in enumerate(zip(steps, m.snapshots)))
     from harness.plan import load_plan
@@ -143,4 +167,8 @@ def load_manifest(path: str | Path) -> ManifestRun:
         if _depth(p) != want:
             raise UplabError(f"manifest {source}: {label} has {_depth(p)} layers but the upscale config "
                              f"on the {run.base_depth}-layer base gives {want}; give matching checkpoints")
+    from harness.runs.manifest_check import check_plan, check_snapshots
+
+    check_snapshots(run)
+    check_plan(run)
     return run

@@ -37,7 +37,8 @@ class RunResult:
 
     @property
     def key(self) -> str:
-        return self.spec.key
+        """The entry's key: the computation (harness.runs.engine), not only the spec."""
+        return self.path.name
 
     @property
     def steps(self) -> list[int]:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from safetensors.torch import save_file
 
 from harness import data as data_mod
 from harness import tiny
+from harness.checkpoint.write import save_tensors
 from harness.errors import UplabError
 from harness.plan import Plan, check_depth
 from harness.runs.result import RunResult, snapshot_name
@@ -101,7 +101,7 @@ def write_snapshot(out: Path, step: int, state: dict[str, torch.Tensor]) -> Path
     """One snapshot file. Its bytes depend on the weights and the step alone (one metadata key,
     no run key): equal weights give equal files, which the cache stores once (harness.runs.cache)."""
     f = out / snapshot_name(step)
-    save_file(state, str(f), metadata={"uplab": json.dumps({"step": step})})
+    save_tensors(state, f, metadata={"uplab": json.dumps({"step": step})})
     _fsync(f)
     return f
 
@@ -112,7 +112,7 @@ def write_json(path: Path, obj) -> None:
 
 
 def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = False, callbacks=(),
-            on_write: Callable[[Path], None] | None = None) -> dict:
+            on_write: Callable[[Path], None] | None = None, record: dict | None = None) -> dict:
     """Train `spec` from `base` (spec.base, or its finished run) and write its artifacts into the
     existing folder `out`; returns the metrics.
 
@@ -138,7 +138,7 @@ def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = Fal
     if not dist.is_main():
         return metrics
     write_record(out, spec, model, metrics, source_layers=source_layers, roles=roles,
-                 tokenizer=tok.name, started=started)
+                 tokenizer=tok.name, started=started, **(record or {}))
     return metrics
 
 
