@@ -116,8 +116,9 @@ class ClaimRecord:
 # Numbers the report renders and --record copies into a baseline: a string or NaN there would be
 # shown as "Effect abc" or crash the strict-JSON baseline write. null stays allowed: a non-finite
 # number is written as null (_json_safe), and a report says "n/a" for it.
-_FINITE = ("effect", "ci_low", "ci_high", "bound", "sesoi", "alpha", "ci_level")
-_PROBABILITIES = ("p", "p_adj")
+_FINITE = ("effect", "ci_low", "ci_high", "bound", "ref_bound", "sesoi", "alpha", "ci_level", "level_low",
+           "level_high")
+_PROBABILITIES = ("p", "p_adj", "p_ref", "p_ref_adj")
 
 
 def _number(value) -> bool:
