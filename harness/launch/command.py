@@ -7,13 +7,17 @@ value a test can compare; `run_launched` runs it and returns the cache entry it 
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from filelock import FileLock
 
 from harness.errors import UplabError
 from harness.launch import resources as R
@@ -21,6 +25,12 @@ from harness.launch import resources as R
 CONFIGS = Path(__file__).parent / "configs"
 FSDP_CONFIG = CONFIGS / "fsdp.yaml"
 DDP_CONFIG = CONFIGS / "ddp.yaml"
+# Set by fixtures/gpus.py in an xdist worker pinned to one GPU: the controller's devices, which a
+# multi-rank launch from that worker may use (its own CUDA_VISIBLE_DEVICES names one device only).
+NODE_DEVICES = "UPLAB_NODE_DEVICES"
+# Folder of the node-wide per-GPU locks (default: the system's temp folder, shared by every
+# process on the machine).
+GPU_LOCKS = "UPLAB_GPU_LOCKS"
 
 
 def decoder_layer_class(architecture: str) -> str:
@@ -170,18 +180,61 @@ def visible_gpus() -> tuple[int, float]:
     return n, min(torch.cuda.get_device_properties(i).total_memory for i in range(n)) / R.GIB
 
 
+def _split(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def own_devices(count: int) -> list[str]:
+    """The ids (as the node names them) of the `count` devices this process sees."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = _split(env) if env is not None else [str(i) for i in range(count)]
+    return ids[:count]
+
+
+def node_devices(count: int) -> list[str]:
+    """The devices a multi-rank launch from this process may use: the node's when this process
+    is an xdist worker pinned to one of them (fixtures/gpus.py), else this process's own."""
+    if count == 0:
+        return []
+    return _split(os.environ.get(NODE_DEVICES, "")) or own_devices(count)
+
+
+@contextmanager
+def gpu_locks(devices: list[str]):
+    """Hold the node-wide lock of every device in `devices` (in one global order, so two
+    processes asking for overlapping sets cannot deadlock). A launch takes all of its devices, a
+    run in this process its one: two pytest-xdist workers never start two multi-rank jobs on the
+    same GPUs, nor train on a GPU that a launch is using."""
+    folder = Path(os.environ.get(GPU_LOCKS) or tempfile.gettempdir())
+    with ExitStack() as stack:
+        for d in sorted(set(devices)):
+            stack.enter_context(FileLock(str(folder / f"uplab-gpu-{d}.lock")))
+        yield
+
+
 def get_or_launch(spec, cache_dir: str | Path | None = None, *, progress: bool = True):
     """The run's cache entry: reused if finished; else trained in this process when one GPU
-    holds it, else launched with FSDP over every visible GPU."""
+    holds it, else launched with FSDP over the node's GPUs (every GPU the xdist controller may
+    use, when this process is a worker pinned to one)."""
     from harness.runs.cache import default_cache_dir, get_or_run, lookup
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     hit = lookup(spec, cache)
     if hit is not None:
         return hit
-    gpus, memory = visible_gpus()
-    place = needs_launch(spec_config(spec), None, spec.mode, gpus, memory,
+    count, memory = visible_gpus()
+    node = node_devices(count)
+    # The node's other GPUs are not visible here: a node's GPUs are taken to be alike, so each
+    # has the memory of this process's smallest.
+    place = needs_launch(spec_config(spec), None, spec.mode, len(node), memory,
                          seq_len=spec.data.max_len, batch=spec.data.batch_size)
     if not place.launch:
-        return get_or_run(spec, cache, progress=progress)
-    return run_launched(spec, cache, place.processes, quiet=not progress)
+        with gpu_locks(own_devices(count)[:1]):  # the one device this process trains on
+            return get_or_run(spec, cache, progress=progress)
+    with gpu_locks(node):
+        hit = lookup(spec, cache)  # launched by another worker while this one waited
+        if hit is not None:
+            return hit
+        # The children see the node's devices, whatever this worker was pinned to.
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(node)}
+        return run_launched(spec, cache, place.processes, quiet=not progress, env=env)
