@@ -417,3 +417,63 @@ def test_launched_run_matches_the_one_process_run_and_is_written_once(tmp_path, 
     for e_l, e_o in zip(launched.metrics["evals"], one.metrics["evals"]):
         for name in e_o["sets"]:
             assert e_l["sets"][name]["loss"] == pytest.approx(e_o["sets"][name]["loss"], rel=1e-5)
+
+
+# ---- a finished run outlives a slow commit (issue 23.3) --------------------------------------
+
+# A rank of the launch, with the backend's default timeout shortened to 3 s (standing in for
+# NCCL's 10 minutes) and the main rank's commit delayed by 10 s (hashing a 39B run's two 156 GB
+# snapshots, scaled down alike): the other rank waits in a broadcast for the commit's word.
+SLOW_COMMIT_RANK = """
+import os, sys, time
+from datetime import timedelta
+import torch.distributed.distributed_c10d as c10d
+c10d.default_pg_timeout = timedelta(seconds=3)
+from harness.runs import cache
+_commit = cache._commit
+
+def slow_commit(*args, **kwargs):
+    time.sleep(10)
+    return _commit(*args, **kwargs)
+
+cache._commit = slow_commit
+from harness.launch import entry
+code = entry.main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)  # no interpreter teardown: gloo's threads can abort it after a clean finish
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="gloo ranks on the CPU (ddp.yaml launches GPU ranks with CUDA)")
+def test_a_slow_commit_does_not_time_out_the_waiting_ranks(tmp_path):
+    spec = small()
+    (tmp_path / "rank.py").write_text(SLOW_COMMIT_RANK)
+    (tmp_path / "spec.json").write_text(spec.model_dump_json())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", dist.TIMEOUT_ENV: "120",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(command.DDP_CONFIG),
+            "--num_processes", "2", "--num_machines", "1", "--main_process_port", str(command._free_port()),
+            str(tmp_path / "rank.py"), str(tmp_path / "spec.json"), "--cache", str(tmp_path / "c"), "--quiet"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert lookup(spec, tmp_path / "c") is not None
+
+
+@pytest.mark.parametrize("value, seconds", [(None, dist.DEFAULT_TIMEOUT_S), ("", dist.DEFAULT_TIMEOUT_S),
+                                            ("90", 90), ("0.5", 0.5)])
+def test_collective_timeout_from_the_environment(monkeypatch, value, seconds):
+    if value is None:
+        monkeypatch.delenv(dist.TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(dist.TIMEOUT_ENV, value)
+    assert dist.timeout().total_seconds() == seconds
+    assert dist.DEFAULT_TIMEOUT_S > 600  # longer than NCCL's default, which a commit outlasts
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_collective_timeout_refuses_nonsense(monkeypatch, value):
+    monkeypatch.setenv(dist.TIMEOUT_ENV, value)
+    with pytest.raises(ValueError, match=dist.TIMEOUT_ENV):
+        dist.timeout()

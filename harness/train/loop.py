@@ -53,6 +53,7 @@ def set_seed(seed: int) -> None:
 def _accelerator(precision: str):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from accelerate.utils import InitProcessGroupKwargs
 
     cuda = torch.cuda.is_available()
     mixed = {"auto": "bf16" if cuda else "no", "fp32": "no", "bf16": "bf16"}[precision]
@@ -62,7 +63,9 @@ def _accelerator(precision: str):
     # in one process (an fp32 control beside bf16 runs) reset it (the process group is kept).
     if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
         AcceleratorState._reset_state()
-    return Accelerator(cpu=not cuda, mixed_precision=mixed)
+    # The process group's timeout is uplab's (harness.train.dist.timeout), not NCCL's 10 min.
+    return Accelerator(cpu=not cuda, mixed_precision=mixed,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=dist.timeout())])
 
 
 def plan_steps(spec, n_train: int) -> tuple[int, int, list[int]]:
