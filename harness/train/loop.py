@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -63,8 +64,12 @@ def _accelerator(precision: str):
     # in one process (an fp32 control beside bf16 runs) reset it (the process group is kept).
     if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
         AcceleratorState._reset_state()
+    # Under an FSDP launch, uplab's mixed-precision policy (fp32 buffers and reductions), not the
+    # one accelerate derives from bf16 (harness.train.dist.mixed_precision).
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    plugin = dist.fsdp_plugin() if fsdp and mixed == "bf16" else None
     # The process group's timeout is uplab's (harness.train.dist.timeout), not NCCL's 10 min.
-    return Accelerator(cpu=not cuda, mixed_precision=mixed,
+    return Accelerator(cpu=not cuda, mixed_precision=mixed, fsdp_plugin=plugin,
                        kwargs_handlers=[InitProcessGroupKwargs(timeout=dist.timeout())])
 
 
