@@ -45,10 +45,30 @@ class StepInfo:
 
 
 def set_seed(seed: int) -> None:
-    """The one seed: python, numpy and torch (CPU and CUDA) generators, via accelerate."""
+    """The one seed: python, numpy and torch (CPU and CUDA) generators, via accelerate; on a GPU
+    also CUDA's deterministic settings (`deterministic`)."""
     from accelerate.utils import set_seed as _set
 
     _set(seed)
+    deterministic()
+
+
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's deterministic workspace setting (CUDA docs, "Results reproducibility")
+
+
+def deterministic() -> None:
+    """On a GPU, the same bits for the same code and seed wherever torch allows, so that a
+    claim's verdict does not flip between two nights of one commit: cuBLAS with a fixed workspace
+    (CUBLAS_WORKSPACE_CONFIG, read when a cuBLAS handle is created; fixtures/gpus.py sets it
+    before CUDA starts, this covers other callers), and torch's deterministic algorithms,
+    warn_only: an op with no deterministic CUDA kernel (e.g. the embedding's backward) warns
+    instead of failing the run, and stays a source of run-to-run noise. The CPU is left as it is
+    (its kernels are deterministic already)."""
+    if not torch.cuda.is_available():
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    if not torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _accelerator(precision: str):
