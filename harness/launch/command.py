@@ -93,17 +93,19 @@ def needs_launch(config: dict, plan, mode, gpus: int, gpu_memory: float, *, seq_
     `plan` (a Plan, YAML text or path, or None) upscales `config` first; `mode` is the run spec's.
     """
     plan = _plan(plan)
-    if plan is not None:
+    base_params = 0
+    if plan is not None:  # applied in memory after loading the base: both on the host at once
+        base_params = R.Dims.from_config(config).params()
         config, _ = R.upscale(config, plan)
     d = R.Dims.from_config(config)
     t = R.Trainable.of(mode, d.layers)
     if gpus < 1:
         return Placement(1, False, None)
     gpu_bytes = gpu_memory * R.GIB
-    single = R.estimate(d, t, gpus=1, fsdp=False, seq_len=seq_len, batch=batch)
+    single = R.estimate(d, t, gpus=1, fsdp=False, seq_len=seq_len, batch=batch, base_params=base_params)
     if single.fits(gpu_bytes):
         return Placement(1, False, single)
-    sharded = R.estimate(d, t, gpus=gpus, fsdp=True, seq_len=seq_len, batch=batch)
+    sharded = R.estimate(d, t, gpus=gpus, fsdp=True, seq_len=seq_len, batch=batch, base_params=base_params)
     if sharded.fits(gpu_bytes):
         return Placement(gpus, True, sharded)
     need = R.min_gpus(d, t, gpu_bytes, seq_len=seq_len, batch=batch)
