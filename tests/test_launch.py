@@ -577,3 +577,60 @@ def test_fsdp_policy_keeps_buffers_and_reductions_fp32():
     policy = dist.mixed_precision()
     assert (policy.param_dtype, policy.reduce_dtype, policy.buffer_dtype) == (
         torch.bfloat16, torch.float32, torch.float32)
+
+
+# ---- the plan built on disk once, before a launch (issue 23.2) ---------------------------------
+
+def test_a_launch_builds_the_upscale_on_disk_once_and_passes_it(tmp_path, monkeypatch):
+    base = tiny.save(tiny.PRESETS["tiny"], 0, tmp_path / "base")
+    spec = small(LocalBase(path=str(base)))
+    monkeypatch.setattr(command, "visible_gpus", lambda: (2, 80.0))
+    monkeypatch.setattr(command, "needs_launch", lambda *a, **k: command.Placement(2, True, None))
+    monkeypatch.setenv(command.GPU_LOCKS, str(tmp_path))
+    seen = []
+    monkeypatch.setattr(command, "run_launched", lambda spec, cache, n, **kw: seen.append(kw["built"]) or n)
+    assert command.get_or_launch(spec, tmp_path / "c", progress=False) == 2
+    (built,) = seen
+    assert built.parent == tmp_path / "c" / ".built"
+    assert R.load_config(str(built))[0]["num_hidden_layers"] == 11  # 8 layers, 3 copied
+    assert command.get_or_launch(spec, tmp_path / "c", progress=False) == 2  # built once, reused
+    assert seen == [built, built] and len(list((tmp_path / "c" / ".built").iterdir())) == 1
+    argv = command.launch_argv("s.json", "c", 2, built=built, quiet=True)
+    assert argv[-3:] == ["--built", str(built), "--quiet"]
+
+
+def test_a_prebuilt_upscale_trains_the_same_run(tmp_path, monkeypatch):
+    """Each rank loading the upscale built on disk trains exactly what loading the base and
+    applying the plan in memory trains."""
+    from harness.runs import runner
+
+    base = tiny.save(tiny.PRESETS["tiny"], 0, tmp_path / "base")
+    spec = small(LocalBase(path=str(base)))
+    memory = get_or_run(spec, tmp_path / "memory")
+    built = command.build_on_disk(spec, tmp_path / "disk")
+    monkeypatch.setitem(runner.PREBUILT, spec.key, built)
+
+    def no_plan(*a, **k):
+        raise AssertionError("the plan was applied in memory")
+
+    monkeypatch.setattr(runner, "apply_plan", no_plan)
+    disk = get_or_run(spec, tmp_path / "disk")
+    assert disk.info["roles"] == memory.info["roles"] and disk.steps == memory.steps
+    assert disk.metrics["train"] == memory.metrics["train"]
+    for step in memory.steps:
+        a, b = disk.state_dict(step), memory.state_dict(step)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), step
+
+
+def test_entry_loads_the_upscale_it_is_given(tmp_path, monkeypatch):
+    from harness.runs import runner
+
+    base = tiny.save(tiny.PRESETS["tiny"], 0, tmp_path / "base")
+    spec = small(LocalBase(path=str(base)))
+    built = command.build_on_disk(spec, tmp_path / "c")
+    (tmp_path / "spec.json").write_text(spec.model_dump_json())
+    monkeypatch.setattr(runner, "PREBUILT", {})
+    monkeypatch.setattr(runner, "apply_plan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("in memory")))
+    assert entry.main([str(tmp_path / "spec.json"), "--cache", str(tmp_path / "c"), "--built", str(built),
+                       "--quiet"]) == 0
+    assert runner.PREBUILT == {spec.key: built} and lookup(spec, tmp_path / "c") is not None

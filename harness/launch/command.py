@@ -48,7 +48,7 @@ def decoder_layer_class(architecture: str) -> str:
 
 def launch_argv(spec_path: str | Path, cache_dir: str | Path, processes: int, *,
                 config: str | Path = FSDP_CONFIG, layer_class: str | None = None,
-                port: int | None = None, quiet: bool = False) -> list[str]:
+                port: int | None = None, quiet: bool = False, built: str | Path | None = None) -> list[str]:
     """`accelerate launch` of the entry over `processes` ranks on this machine."""
     # `python -m accelerate.commands.launch` is the `accelerate launch` console script, run by this
     # interpreter: the child sees the same environment, whatever is on PATH.
@@ -59,6 +59,8 @@ def launch_argv(spec_path: str | Path, cache_dir: str | Path, processes: int, *,
     if layer_class is not None:
         argv += ["--fsdp_transformer_layer_cls_to_wrap", layer_class]
     argv += ["-m", "harness.launch.entry", str(spec_path), "--cache", str(cache_dir)]
+    if built is not None:
+        argv += ["--built", str(built)]
     return argv + (["--quiet"] if quiet else [])
 
 
@@ -144,8 +146,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def build_on_disk(spec, cache_dir: str | Path, *, progress: bool = False) -> Path | None:
+    """The spec's upscale (a local checkpoint with the spec's plan applied) written once under
+    `<cache>/.built/`, for a launch's ranks to load; None when the spec has no plan over a local
+    checkpoint. Applied in memory, every rank would hold the fp32 base beside its upscale
+    (2 x 88 + 156 GB per rank for the seed's 39B); loaded from disk, one fp32 model."""
+    import hashlib
+
+    from harness.build.native import upscale_checkpoint
+    from harness.runs.spec import LocalBase
+
+    if spec.plan is None or not isinstance(spec.base, LocalBase):
+        return None
+    src = Path(spec.base.path).expanduser().resolve()
+    out = Path(cache_dir) / ".built" / hashlib.sha256(f"{src}\n{spec.plan.text}".encode()).hexdigest()[:24]
+    if not (out / "config.json").is_file():  # staged_output publishes a finished folder only
+        upscale_checkpoint(src, spec.plan, out, progress=progress)
+    return out
+
+
 def run_launched(spec, cache_dir: str | Path, gpus: int, *, config: str | Path = FSDP_CONFIG,
-                 port: int | None = None, quiet: bool = False, env: dict | None = None):
+                 port: int | None = None, quiet: bool = False, env: dict | None = None,
+                 built: str | Path | None = None):
     """Run `spec` through `accelerate launch` over `gpus` ranks; the cache entry it wrote.
 
     The children inherit stdout/stderr, so progress and a failing rank's error show as they happen.
@@ -160,7 +182,7 @@ def run_launched(spec, cache_dir: str | Path, gpus: int, *, config: str | Path =
         spec_path = Path(tmp) / "spec.json"
         spec_path.write_text(spec.model_dump_json())
         argv = launch_argv(spec_path, cache, gpus, config=config, layer_class=layer_class,
-                           port=port if port is not None else _free_port(), quiet=quiet)
+                           port=port if port is not None else _free_port(), quiet=quiet, built=built)
         code = subprocess.run(argv, env=env).returncode
     if code != 0:
         raise UplabError(f"accelerate launch exited with {code} (the failing rank's error is above): "
@@ -237,6 +259,8 @@ def get_or_launch(spec, cache_dir: str | Path | None = None, *, progress: bool =
         hit = lookup(spec, cache)  # launched by another worker while this one waited
         if hit is not None:
             return hit
+        # The plan is applied once, here, on disk (the README's advice, now taken by the code)
+        built = build_on_disk(spec, cache, progress=progress)
         # The children see the node's devices, whatever this worker was pinned to.
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(node)}
-        return run_launched(spec, cache, place.processes, quiet=not progress, env=env)
+        return run_launched(spec, cache, place.processes, quiet=not progress, env=env, built=built)
