@@ -103,3 +103,9 @@ def test_gpu_check_runs_its_four_steps_in_order_within_eight_minutes():
 
 def test_gpu_check_parses_as_bash():
     assert subprocess.run(["bash", "-n", str(CI / "gpu-check")]).returncode == 0
+
+
+def test_nightly_counts_a_move_through_smaller_as_one_step(tmp_path):
+    last = claims(tmp_path, "last", {"a": "supported"})
+    assert nightly(last, claims(tmp_path, "t1", {"a": "smaller"})).returncode == 0
+    assert nightly(last, claims(tmp_path, "t2", {"a": "refuted"})).returncode == 1
