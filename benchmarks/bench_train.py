@@ -9,7 +9,10 @@ Seeds together (harness.train.ensemble): tokens/s of 12 seeds trained as one sta
 against the same 12 seeds through the per-seed loop, on today's `tiny` preset (16 layers), the
 deep-base control `tiny@28` and the 8-layer world's `tiny8` (hidden 64), each trainer in its own
 process so that its peak RSS is its own. Script:
-    python benchmarks/bench_train.py [--seeds 12] [--steps 32] [--batch 32] [--preset tiny]
+    python benchmarks/bench_train.py [--seeds 12] [--steps 32] [--batch 32] [--preset tiny] [--device cuda]
+The CPU comparison hides any GPU from its processes (CUDA_VISIBLE_DEVICES=""). When a CUDA device
+exists, the same ratio on it (bf16 autocast, both trainers; `tiny` and `small`, where one step is
+a few kernel launches per layer and stacking seeds shares them) is printed too.
 """
 
 from __future__ import annotations
@@ -106,28 +109,31 @@ def measure(trainer: str, preset: str, seeds: int, steps: int, batch: int = 32) 
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure_in_process(trainer: str, preset: str, seeds: int, steps: int, batch: int) -> dict:
+def measure_in_process(trainer: str, preset: str, seeds: int, steps: int, batch: int, device: str = "cpu") -> dict:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    if device == "cpu":  # both trainers take a CUDA device whenever they see one
+        env["CUDA_VISIBLE_DEVICES"] = ""
     done = subprocess.run([sys.executable, __file__, "--worker", trainer, preset, str(seeds), str(steps),
                            str(batch)],
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compare(preset: str, seeds: int = 12, steps: int = 32, batch: int = 32) -> dict:
-    loop = measure_in_process("loop", preset, seeds, steps, batch)
-    stacked = measure_in_process("stacked", preset, seeds, steps, batch)
+def compare(preset: str, seeds: int = 12, steps: int = 32, batch: int = 32, device: str = "cpu") -> dict:
+    loop = measure_in_process("loop", preset, seeds, steps, batch, device)
+    stacked = measure_in_process("stacked", preset, seeds, steps, batch, device)
     assert loop["tokens"] == stacked["tokens"]  # the same batches, counted the same way
     return {"preset": preset, "seeds": seeds, "steps": steps, "batch": batch, "loop": loop, "stacked": stacked,
-            "ratio": stacked["tokens_per_s"] / loop["tokens_per_s"]}
+            "device": device, "ratio": stacked["tokens_per_s"] / loop["tokens_per_s"]}
 
 
 def line(r: dict) -> str:
     lo, st = r["loop"], r["stacked"]
+    where = "1 thread" if r.get("device", "cpu") == "cpu" else f"{r['device']}, bf16 autocast"
     return (f"{r['preset']}, {r['seeds']} seeds x {r['steps']} steps of batch {r['batch']}, "
-            "1 thread: "
+            f"{where}: "
             f"per-seed loop {lo['tokens_per_s']:.0f} tokens/s (peak RSS {lo['peak_rss_mb']:.0f} MB), "
             f"stacked {st['tokens_per_s']:.0f} tokens/s (peak RSS {st['peak_rss_mb']:.0f} MB): "
             f"ratio {r['ratio']:.2f}x")
@@ -143,6 +149,21 @@ def test_seeds_together_tokens_per_second(benchmark, preset):
     print("\n" + line(result))
 
 
+GPU_PRESETS = ("tiny", "small")  # `small` is the scale the stacked trainer serves on a GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("preset", GPU_PRESETS)
+def test_seeds_together_tokens_per_second_on_the_gpu(benchmark, preset):
+    result = benchmark.pedantic(compare, args=(preset,), kwargs={"steps": 64, "device": "cuda"},
+                                rounds=1, iterations=1)
+    benchmark.extra_info.update(device="cuda", ratio=result["ratio"],
+                                loop_tokens_per_s=result["loop"]["tokens_per_s"],
+                                stacked_tokens_per_s=result["stacked"]["tokens_per_s"])
+    print("\n" + line(result))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         trainer, preset, (seeds, steps, batch) = sys.argv[2], sys.argv[3], map(int, sys.argv[4:7])
@@ -154,7 +175,9 @@ if __name__ == "__main__":
         p.add_argument("--seeds", type=int, default=12)
         p.add_argument("--steps", type=int, default=32)
         p.add_argument("--batch", type=int, default=32, help="32: the suite's; small ones show the per-step overhead")
-        p.add_argument("--preset", choices=PRESETS, action="append", help="default: all of them")
+        p.add_argument("--preset", choices=sorted(set(PRESETS + GPU_PRESETS)), action="append",
+                       help="default: all of the device's")
+        p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
         a = p.parse_args()
-        for name in a.preset or PRESETS:
-            print(line(compare(name, a.seeds, a.steps, a.batch)), flush=True)
+        for name in a.preset or (PRESETS if a.device == "cpu" else GPU_PRESETS):
+            print(line(compare(name, a.seeds, a.steps, a.batch, a.device)), flush=True)

@@ -15,9 +15,10 @@ from harness.dims import Dims
 from harness.errors import UplabError
 
 # Dense bf16 tensor-core peaks (no sparsity), FLOP/s, by a fragment of torch.cuda.get_device_name().
-# The longest matching fragment wins, so "H100 PCIe" beats "H100", "A100" beats "A10", "L40S" beats "L4".
+# The longest matching fragment wins, so "H100 PCIe" and "H100 NVL" beat "H100", "A100" beats "A10",
+# "L40S" beats "L4". H100 NVL: 835 TFLOP/s dense per GPU (NVIDIA's 1,671 is with sparsity).
 PEAK_BF16 = {
-    "H100": 989e12, "H100 PCIe": 756e12, "H200": 989e12, "A100": 312e12,
+    "H100": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H200": 989e12, "A100": 312e12,
     "L40S": 362e12, "L40": 181e12, "L4": 121e12, "A10": 125e12,
 }
 

@@ -291,3 +291,86 @@ def test_stacked_attention_kernel_is_math_for_training_and_flash_for_scoring():
     assert torch.equal(trained, math)
     assert not torch.equal(trained, scored)  # the kernels differ in the last bits: the test can tell them apart
     assert (trained - scored).abs().max() < 1e-5
+
+
+# ---- the CUDA branch, rehearsed on the CPU (issue 23.6) ----------------------------------------
+
+def _stacked_metrics(specs, standin: torch.device | None, monkeypatch) -> list[dict]:
+    """train_many of fresh tiny models for `specs`, with `standin` as the CUDA device (None: none)."""
+    from harness.data import ByteTokenizer, load
+
+    monkeypatch.setattr(ensemble, "CUDA_STANDIN", standin, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU, also on a GPU machine
+    tok = ByteTokenizer()
+    train_set, evals = load(specs[0].data, tok)
+    models = [tiny.build(tiny.preset("tiny"), s.seed) for s in specs]
+    return ensemble.train_many(models, specs, train_set, evals, pad_id=tok.pad_id,
+                               sinks=[lambda *a: None] * len(specs), progress=False)
+
+
+def _specs(precision: str, steps: int = 4):
+    return [make(base=Scratch(seed=s), seed=s, steps=steps, lr=3e-3, snapshots=(0, 2), precision=precision,
+                 data=data("original")) for s in (0, 1)]
+
+
+def test_stacked_seeds_train_bf16_on_the_cuda_branch(monkeypatch):
+    """`auto` on a GPU machine: the stacked seeds train under bf16 autocast (fp32 master
+    weights), close to the fp32 run but not equal to it; the losses are read in batches."""
+    monkeypatch.setattr(ensemble, "SYNC_EVERY", 3, raising=False)  # 4 steps: one batched read, then the rest
+    fp32 = _stacked_metrics(_specs("auto"), None, monkeypatch)
+    bf16 = _stacked_metrics(_specs("auto"), torch.device("cpu"), monkeypatch)
+    for a, b in zip(fp32, bf16):
+        assert (a["mixed_precision"], b["mixed_precision"]) == ("no", "bf16")
+        assert len(b["train"]["loss"]) == len(b["train"]["grad_norm"]) == b["total_steps"] == 4
+        assert b["train"]["lr"] == a["train"]["lr"]
+        gap = max(abs(x - y) / abs(x) for x, y in zip(a["train"]["loss"], b["train"]["loss"]))
+        # bf16 keeps 8 bits of mantissa: losses agree to a few percent, and not exactly
+        assert 0 < gap < 0.05, gap
+        assert [e["step"] for e in b["evals"]] == [0, 2, 4]
+
+
+def test_an_fp32_spec_on_a_gpu_machine_trains_on_the_gpu(monkeypatch):
+    """precision fp32 with a CUDA device: the CUDA branch without autocast (never the CPU
+    silently); with the CPU standing in for CUDA, bit for bit the CPU run."""
+    specs = _specs("fp32")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert ensemble.placement(specs[0]) == (torch.device("cpu"), None, False)
+    monkeypatch.setattr(ensemble, "CUDA_STANDIN", torch.device("cpu"), raising=False)
+    assert ensemble.placement(specs[0]) == (torch.device("cpu"), None, True)
+    assert ensemble.placement(_specs("auto")[0])[1:] == (torch.bfloat16, True)
+    assert ensemble.placement(_specs("bf16")[0])[1:] == (torch.bfloat16, True)
+    on_cuda = _stacked_metrics(specs, torch.device("cpu"), monkeypatch)
+    on_cpu = _stacked_metrics(specs, None, monkeypatch)
+    assert [m["mixed_precision"] for m in on_cuda] == ["no", "no"]
+    assert [m["train"] for m in on_cuda] == [m["train"] for m in on_cpu]
+
+
+def test_bf16_without_a_gpu_is_refused(monkeypatch):
+    from harness.errors import UplabError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UplabError, match="needs a CUDA device"):
+        ensemble.placement(_specs("bf16")[0])
+
+
+def test_auto_precision_on_a_gpu_machine_is_stacked(monkeypatch):
+    """`small` gets the stacked trainer on a GPU: cannot_stack no longer refuses bf16 autocast."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    model = tiny.build(tiny.preset("tiny"), 0)
+    assert ensemble.cannot_stack(model, _specs("auto")[0], 2) is None
+    assert ensemble.cannot_stack(model, _specs("bf16")[0], 2) is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the stacked trainer's CUDA branch)")
+def test_stacked_seeds_on_a_real_gpu(tmp_path, monkeypatch):
+    """On a GPU: the kind's seeds stack (cannot_stack lets bf16 through), train on CUDA under bf16
+    autocast, and land within bf16's reach of the fp32 CPU run."""
+    specs = _specs("auto", steps=6)
+    out = get_or_run_many(specs, tmp_path)
+    assert [r.info["stacked_seeds"] for r in out] == [[0, 1], [0, 1]]
+    assert all(r.metrics["device"].startswith("cuda") and r.metrics["mixed_precision"] == "bf16" for r in out)
+    cpu = _stacked_metrics(_specs("auto", steps=6), None, monkeypatch)
+    for r, c in zip(out, cpu):
+        gap = max(abs(x - y) / abs(x) for x, y in zip(c["train"]["loss"], r.metrics["train"]["loss"]))
+        assert gap < 0.05, gap

@@ -61,6 +61,7 @@ def test_flops_per_token_by_hand():
 @pytest.mark.parametrize("device, peak", [
     ("NVIDIA H100 80GB HBM3", 989e12),
     ("NVIDIA H100 PCIe", 756e12),
+    ("NVIDIA H100 NVL", 835e12),  # not the SXM's 989e12, which "H100" alone would give
     ("NVIDIA H200", 989e12),
     ("NVIDIA A100-SXM4-80GB", 312e12),
     ("NVIDIA A10", 125e12),

@@ -195,3 +195,79 @@ def test_real_gpus_one_per_worker(pytester, monkeypatch, tmp_path):
     assert [s["count"] for s in seen] == [1, 1]
     if len(gpus.visible_devices()) >= 2:
         assert seen[0]["uuid"] != seen[1]["uuid"]
+
+
+# -- a full-scale run from pinned workers: launched over the node's GPUs, one launch at a time ----
+
+LAUNCH_TEST = """
+import json, os, time
+from pathlib import Path
+from harness.data import DataSpec
+from harness.launch import command
+from harness.launch import resources as R
+from harness.runs import LocalBase, finetune
+from harness.train.modes import Lora
+
+OUT = Path({out!r})
+
+def test_full_scale_run(monkeypatch, tmp_path):
+    # What torch reports in this worker: the devices CUDA_VISIBLE_DEVICES leaves it, 80 GB each
+    monkeypatch.setattr(command, "visible_gpus",
+                        lambda: (len(os.environ["CUDA_VISIBLE_DEVICES"].split(",")), 80.0))
+    # Mistral-Small 22B, LoRA: more than one 80 GB GPU holds, four hold it
+    monkeypatch.setattr(command, "spec_config", lambda spec: R.load_config({config!r})[0])
+    me = os.environ["PYTEST_XDIST_WORKER"]
+
+    def launched(spec, cache, processes, *, quiet, env, **kw):
+        # Fails if the other worker's launch is running now: one multi-rank job on these GPUs
+        flag = os.open(OUT / "running", os.O_CREAT | os.O_EXCL)
+        time.sleep(1.0)
+        os.close(flag)
+        (OUT / "running").unlink()
+        seen = dict(processes=processes, launch_visible=env["CUDA_VISIBLE_DEVICES"],
+                    worker_visible=os.environ["CUDA_VISIBLE_DEVICES"])
+        (OUT / (me + ".json")).write_text(json.dumps(seen))
+        return seen
+
+    monkeypatch.setattr(command, "run_launched", launched)
+    data = DataSpec.synthetic("target", batch_size=8, max_len=512)
+    spec = finetune(LocalBase(path="/base-22b"), mode=Lora(), steps=1, data=data, seed=int(me[2:]))
+    assert command.get_or_launch(spec, tmp_path / "cache")["processes"] == 4
+"""
+
+
+def test_full_scale_launches_over_the_node_from_pinned_workers(pytester, no_gpu_env, monkeypatch, tmp_path):
+    """Issue 23.1: two xdist workers, each pinned to one of the controller's four (faked) GPUs,
+    each asked for a run that needs FSDP: each launches over all four, one after the other."""
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    monkeypatch.setenv("UPLAB_GPU_LOCKS", str(tmp_path / "locks"))
+    (tmp_path / "locks").mkdir()
+    out = tmp_path / "seen"
+    out.mkdir()
+    pytester.makepyfile(LAUNCH_TEST.format(out=str(out), config=str(ROOT / "examples" / "mistral-small-22b.json")))
+    result = pytester.runpytest("-n", "2", "--dist", "each", "-p", "fixtures.gpus",
+                                "-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    seen = {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("gw*.json"))}
+    assert seen == {
+        "gw0": {"processes": 4, "launch_visible": "0,1,2,3", "worker_visible": "0"},
+        "gw1": {"processes": 4, "launch_visible": "0,1,2,3", "worker_visible": "1"},
+    }
+
+
+def test_gpu_locks_exclude_overlapping_sets(monkeypatch, tmp_path):
+    """A launch holds every device's lock; a run in one process holds its device's."""
+    from filelock import FileLock, Timeout
+
+    from harness.launch import command
+
+    monkeypatch.setenv(command.GPU_LOCKS, str(tmp_path))
+    with command.gpu_locks(["2", "0", "1", "3"]):
+        for d in "0123":
+            with pytest.raises(Timeout):
+                FileLock(str(tmp_path / f"uplab-gpu-{d}.lock")).acquire(timeout=0)
+    with command.gpu_locks(["1"]):
+        FileLock(str(tmp_path / "uplab-gpu-0.lock")).acquire(timeout=0)  # another GPU stays free
+    assert gpus.NODE_ENV == command.NODE_DEVICES  # one name on both sides (not imported by fixtures)

@@ -100,7 +100,10 @@ def test_launch_command_builds_the_fsdp_plugin_we_configured(monkeypatch):
         if key.startswith("FSDP_"):
             monkeypatch.setenv(key, value)
     # sync_module_states makes the plugin ask for the current CUDA device: pretend there is one
-    monkeypatch.setattr(accelerate.utils.dataclasses, "is_cuda_available", lambda: True)
+    # (accelerate < 1.16 asks is_cuda_available, later versions get_torch_accelerator_backend)
+    monkeypatch.setattr(accelerate.utils.dataclasses, "is_cuda_available", lambda: True, raising=False)
+    monkeypatch.setattr(accelerate.utils.dataclasses, "get_torch_accelerator_backend",
+                        lambda *a, **k: ("cuda", torch.cuda), raising=False)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     plugin = FullyShardedDataParallelPlugin()
     assert plugin.fsdp_version == 1 and plugin.sharding_strategy == ShardingStrategy.FULL_SHARD
@@ -419,3 +422,217 @@ def test_launched_run_matches_the_one_process_run_and_is_written_once(tmp_path, 
     for e_l, e_o in zip(launched.metrics["evals"], one.metrics["evals"]):
         for name in e_o["sets"]:
             assert e_l["sets"][name]["loss"] == pytest.approx(e_o["sets"][name]["loss"], rel=1e-5)
+
+
+# ---- a finished run outlives a slow commit (issue 23.3) --------------------------------------
+
+# A rank of the launch, with the backend's default timeout shortened to 3 s (standing in for
+# NCCL's 10 minutes) and the main rank's commit delayed by 10 s (hashing a 39B run's two 156 GB
+# snapshots, scaled down alike): the other rank waits in a broadcast for the commit's word.
+SLOW_COMMIT_RANK = """
+import os, sys, time
+from datetime import timedelta
+import torch.distributed.distributed_c10d as c10d
+c10d.default_pg_timeout = timedelta(seconds=3)
+from harness.runs import cache
+_commit = cache._commit
+
+def slow_commit(*args, **kwargs):
+    time.sleep(10)
+    return _commit(*args, **kwargs)
+
+cache._commit = slow_commit
+from harness.launch import entry
+code = entry.main(sys.argv[1:])
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)  # no interpreter teardown: gloo's threads can abort it after a clean finish
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="gloo ranks on the CPU (ddp.yaml launches GPU ranks with CUDA)")
+def test_a_slow_commit_does_not_time_out_the_waiting_ranks(tmp_path):
+    spec = small()
+    (tmp_path / "rank.py").write_text(SLOW_COMMIT_RANK)
+    (tmp_path / "spec.json").write_text(spec.model_dump_json())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", dist.TIMEOUT_ENV: "120",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(command.DDP_CONFIG),
+            "--num_processes", "2", "--num_machines", "1", "--main_process_port", str(command._free_port()),
+            str(tmp_path / "rank.py"), str(tmp_path / "spec.json"), "--cache", str(tmp_path / "c"), "--quiet"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert lookup(spec, tmp_path / "c") is not None
+
+
+@pytest.mark.parametrize("value, seconds", [(None, dist.DEFAULT_TIMEOUT_S), ("", dist.DEFAULT_TIMEOUT_S),
+                                            ("90", 90), ("0.5", 0.5)])
+def test_collective_timeout_from_the_environment(monkeypatch, value, seconds):
+    if value is None:
+        monkeypatch.delenv(dist.TIMEOUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(dist.TIMEOUT_ENV, value)
+    assert dist.timeout().total_seconds() == seconds
+    assert dist.DEFAULT_TIMEOUT_S > 600  # longer than NCCL's default, which a commit outlasts
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-5"])
+def test_collective_timeout_refuses_nonsense(monkeypatch, value):
+    monkeypatch.setenv(dist.TIMEOUT_ENV, value)
+    with pytest.raises(ValueError, match=dist.TIMEOUT_ENV):
+        dist.timeout()
+
+
+# ---- FSDP keeps RoPE in fp32 (issue 23.4) ------------------------------------------------------
+
+# Two gloo ranks with the launch's FSDP environment (the shipped config, bf16). The plugin is the
+# one the loop's _accelerator hands accelerate on a CUDA rank (or, given none, the one accelerate
+# builds from that environment), after accelerate applies bf16 to it as AcceleratorState does;
+# the model is wrapped as Accelerator.prepare_model's FSDP1 branch does (decoder-layer units,
+# use_orig_params, non-reentrant activation checkpointing; sync_module_states needs CUDA), and
+# the loop's own _step trains it two steps with LoRA under CPU bf16 autocast.
+FSDP_BF16_RANK = """
+import functools, os, sys, torch
+from unittest import mock
+import accelerate.utils.dataclasses as adc
+from accelerate import Accelerator
+from accelerate.utils import FullyShardedDataParallelPlugin, InitProcessGroupKwargs
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+    CheckpointImpl, apply_activation_checkpointing, checkpoint_wrapper)
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from harness import tiny
+from harness.data import ByteTokenizer, DataSpec, collate, epoch_batches, load
+from harness.runs import Scratch, finetune
+from harness.train import dist, loop, modes
+from harness.train.modes import Lora
+from harness.train.optimizer import make_optimizer
+
+# sync_module_states (the shipped config's) asks for an accelerator device when the plugin is built
+adc.get_torch_accelerator_backend = lambda *a, **k: ("cuda", torch.cuda)
+given = {}
+with mock.patch("accelerate.Accelerator", lambda **kw: given.update(kw)), \\
+        mock.patch("torch.cuda.is_available", lambda: True):
+    loop._accelerator("auto")  # a CUDA rank's choice: bf16
+plugin = given.get("fsdp_plugin") or FullyShardedDataParallelPlugin()
+plugin.set_mixed_precision(given["mixed_precision"])  # as AcceleratorState does with it
+os.environ["ACCELERATE_USE_FSDP"] = "false"  # the CPU Accelerator below: gloo data parallel only
+accel = Accelerator(cpu=True, mixed_precision="bf16", kwargs_handlers=given["kwargs_handlers"])
+
+torch.manual_seed(0)
+model = modes.prepare(tiny.build(tiny.PRESETS["tiny"], 0), Lora(r=4))
+before = {n: b.clone() for n, b in model.named_buffers() if n.endswith("inv_freq")}
+assert before and all(b.dtype == torch.float32 for b in before.values())
+plugin.set_auto_wrap_policy(model)
+wrapped = FSDP(model, sharding_strategy=plugin.sharding_strategy, auto_wrap_policy=plugin.auto_wrap_policy,
+               mixed_precision=plugin.mixed_precision_policy, use_orig_params=plugin.use_orig_params,
+               device_id=torch.device("cpu"))
+assert plugin.activation_checkpointing
+apply_activation_checkpointing(wrapped, auto_wrap_policy=plugin.auto_wrap_policy, checkpoint_wrapper_fn=functools.partial(
+    checkpoint_wrapper, checkpoint_impl=CheckpointImpl.NO_REENTRANT))
+
+spec = finetune(Scratch(), mode=Lora(r=4), steps=2, data=DataSpec.synthetic("target", size=64, batch_size=4, eval_size=16))
+train_set, _ = load(spec.data, ByteTokenizer())
+params = [p for p in wrapped.parameters() if p.requires_grad]
+run = loop._Prepared(accel, wrapped, make_optimizer(spec, params, fused=False), list(wrapped.parameters()), 0, 0)
+for idx in epoch_batches(len(train_set), 4, 0, 0)[:2]:
+    loss, _ = loop._step(run, spec, collate(train_set, idx, ByteTokenizer().pad_id, spec.data.train_on), 1e-3, None)
+    assert torch.isfinite(loss)
+after = {dist._clean(n): b for n, b in wrapped.named_buffers() if n.endswith("inv_freq")}
+assert after.keys() == before.keys(), (sorted(after), sorted(before))
+for name, b in after.items():
+    assert b.dtype == torch.float32, f"rank {dist.rank()}: {name} is {b.dtype}"
+    assert torch.equal(b, before[name]), name
+torch.distributed.barrier()
+torch.distributed.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def fsdp_launch_env() -> dict[str, str]:
+    """The environment `accelerate launch` gives each rank under the shipped FSDP config."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    argv = command.launch_argv("spec.json", "cache", 2, layer_class="MistralDecoderLayer", port=29613)
+    args, _, _ = _validate_launch_command(launch_command_parser().parse_args(argv[3:]))
+    env = prepare_multi_gpu_env(args)
+    return {k: v for k, v in env.items() if k.startswith(("FSDP_", "ACCELERATE_"))}
+
+
+@pytest.mark.slow
+def test_fsdp_keeps_rope_buffers_fp32_while_the_loop_steps(tmp_path):
+    launch = fsdp_launch_env()
+    assert launch["ACCELERATE_USE_FSDP"] == "true" and launch["ACCELERATE_MIXED_PRECISION"] == "bf16"
+    (tmp_path / "rank.py").write_text(FSDP_BF16_RANK)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FSDP_")}, **launch,
+           "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(command._free_port()), str(tmp_path / "rank.py")],
+                          env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_fsdp_policy_keeps_buffers_and_reductions_fp32():
+    policy = dist.mixed_precision()
+    assert (policy.param_dtype, policy.reduce_dtype, policy.buffer_dtype) == (
+        torch.bfloat16, torch.float32, torch.float32)
+
+
+# ---- the plan built on disk once, before a launch (issue 23.2) ---------------------------------
+
+def test_a_launch_builds_the_upscale_on_disk_once_and_passes_it(tmp_path, monkeypatch):
+    base = tiny.save(tiny.PRESETS["tiny"], 0, tmp_path / "base")
+    spec = small(LocalBase(path=str(base)))
+    monkeypatch.setattr(command, "visible_gpus", lambda: (2, 80.0))
+    monkeypatch.setattr(command, "needs_launch", lambda *a, **k: command.Placement(2, True, None))
+    monkeypatch.setenv(command.GPU_LOCKS, str(tmp_path))
+    seen = []
+    monkeypatch.setattr(command, "run_launched", lambda spec, cache, n, **kw: seen.append(kw["built"]) or n)
+    assert command.get_or_launch(spec, tmp_path / "c", progress=False) == 2
+    (built,) = seen
+    assert built.parent == tmp_path / "c" / ".built"
+    assert R.load_config(str(built))[0]["num_hidden_layers"] == 11  # 8 layers, 3 copied
+    assert command.get_or_launch(spec, tmp_path / "c", progress=False) == 2  # built once, reused
+    assert seen == [built, built] and len(list((tmp_path / "c" / ".built").iterdir())) == 1
+    argv = command.launch_argv("s.json", "c", 2, built=built, quiet=True)
+    assert argv[-3:] == ["--built", str(built), "--quiet"]
+
+
+def test_a_prebuilt_upscale_trains_the_same_run(tmp_path, monkeypatch):
+    """Each rank loading the upscale built on disk trains exactly what loading the base and
+    applying the plan in memory trains."""
+    from harness.runs import runner
+
+    base = tiny.save(tiny.PRESETS["tiny"], 0, tmp_path / "base")
+    spec = small(LocalBase(path=str(base)))
+    memory = get_or_run(spec, tmp_path / "memory")
+    built = command.build_on_disk(spec, tmp_path / "disk")
+    monkeypatch.setitem(runner.PREBUILT, spec.key, built)
+
+    def no_plan(*a, **k):
+        raise AssertionError("the plan was applied in memory")
+
+    monkeypatch.setattr(runner, "apply_plan", no_plan)
+    disk = get_or_run(spec, tmp_path / "disk")
+    assert disk.info["roles"] == memory.info["roles"] and disk.steps == memory.steps
+    assert disk.metrics["train"] == memory.metrics["train"]
+    for step in memory.steps:
+        a, b = disk.state_dict(step), memory.state_dict(step)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), step
+
+
+def test_entry_loads_the_upscale_it_is_given(tmp_path, monkeypatch):
+    from harness.runs import runner
+
+    base = tiny.save(tiny.PRESETS["tiny"], 0, tmp_path / "base")
+    spec = small(LocalBase(path=str(base)))
+    built = command.build_on_disk(spec, tmp_path / "c")
+    (tmp_path / "spec.json").write_text(spec.model_dump_json())
+    monkeypatch.setattr(runner, "PREBUILT", {})
+    monkeypatch.setattr(runner, "apply_plan", lambda *a, **k: (_ for _ in ()).throw(AssertionError("in memory")))
+    assert entry.main([str(tmp_path / "spec.json"), "--cache", str(tmp_path / "c"), "--built", str(built),
+                       "--quiet"]) == 0
+    assert runner.PREBUILT == {spec.key: built} and lookup(spec, tmp_path / "c") is not None

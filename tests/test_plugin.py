@@ -631,3 +631,19 @@ def test_hypotheses_run_on_the_configured_workers_one_test_at_a_time():
     elsewhere = _cmdline_config(["tests/"])
     pytest_cmdline_main(elsewhere)
     assert (elsewhere.option.numprocesses, elsewhere.option.maxschedchunk) == (None, None)
+
+
+def test_hypotheses_with_workers_given_still_run_one_test_at_a_time():
+    """Issue 23.7: the nightly's `-n "$gpus"` keeps one-test-at-a-time scheduling; -n 0 (no
+    workers) and an explicit --maxschedchunk are left alone."""
+    from fixtures.plugin import pytest_cmdline_main
+
+    given = _cmdline_config(["hypotheses/"], numprocesses=4)
+    pytest_cmdline_main(given)
+    assert (given.option.numprocesses, given.option.maxschedchunk) == (4, 1)
+    serial = _cmdline_config(["hypotheses/"], numprocesses=0)
+    pytest_cmdline_main(serial)
+    assert (serial.option.numprocesses, serial.option.maxschedchunk) == (0, None)
+    chosen = _cmdline_config(["hypotheses/"], numprocesses=4, maxschedchunk=3)
+    pytest_cmdline_main(chosen)
+    assert chosen.option.maxschedchunk == 3

@@ -2,6 +2,7 @@
 snapshots, tracking. Small specs (a few steps, 64 examples) keep every test around a second."""
 
 import copy
+import os
 import math
 
 import pytest
@@ -206,3 +207,39 @@ def test_sgd_arm_trains_with_sgd_and_its_own_hash(tmp_path):
     opt = make_optimizer(sgd, [torch.nn.Parameter(torch.zeros(2))], fused=False)
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == SGD_MOMENTUM
     assert "optimizer" not in adamw.canonical() and '"optimizer":"sgd"' in sgd.canonical()
+
+
+def test_set_seed_on_a_gpu_machine_asks_for_deterministic_cuda(monkeypatch):
+    """Issue 23.7: on a GPU the one seed also fixes cuBLAS's workspace and turns on torch's
+    deterministic algorithms (warn_only: ops without one warn); the CPU is left alone."""
+    from harness.train import loop
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        torch.use_deterministic_algorithms(False)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        loop.set_seed(0)
+        assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        loop.set_seed(0)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+def test_pinned_workers_get_the_cublas_workspace_before_cuda(monkeypatch):
+    import types
+
+    from fixtures import gpus
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    gpus.pytest_configure(types.SimpleNamespace(workerinput={gpus.WORKER_KEY: "1", gpus.NODE_KEY: "0,1"}))
+    try:
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        assert (os.environ["CUDA_VISIBLE_DEVICES"], os.environ[gpus.NODE_ENV]) == ("1", "0,1")
+    finally:
+        gpus.pytest_unconfigure(None)
+        os.environ.pop(gpus.NODE_ENV, None)

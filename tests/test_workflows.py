@@ -85,9 +85,12 @@ def test_nightly_runs_the_gpu_scale_and_compares_verdicts(capsys):
     assert "nvidia-smi" in lines
     assert not any("download.pytorch.org/whl/cpu" in line or "torch==" in line for line in lines)
     suite = [line for line in lines if line.startswith("pytest hypotheses/")]
-    assert suite == ['pytest hypotheses/ -m gpu --scale small --report-dir reports/gpu -n "$gpus"']
-    compare = [line for line in lines if line.startswith("uplab report ")]
-    assert compare and "reports/gpu --compare .nightly/claims.json" in compare[0]
+    assert suite == ['pytest hypotheses/ -m gpu --scale small --no-baseline --report-dir reports/gpu -n "$gpus" '
+                     '--junitxml reports/gpu/junit.xml || true']
+    assert ".ci/junit-count reports/gpu/junit.xml --errors-only" in lines  # errors fail it, verdicts not
+    compare = [line for line in lines if line.startswith(".ci/nightly-compare ")]
+    assert compare and compare[0].startswith(".ci/nightly-compare .nightly/claims.json reports/gpu/claims.json")
+    assert wf["env"]["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert "actions/cache/restore" in uses(job) and "actions/cache/save" in uses(job)
     restore = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/restore@"))
     save = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/save@"))
@@ -95,7 +98,6 @@ def test_nightly_runs_the_gpu_scale_and_compares_verdicts(capsys):
     assert save["with"]["key"].startswith(restore["with"]["restore-keys"])
     upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["with"]["path"] == "reports/gpu" and upload["if"] == "always()"
-    # The flag the nightly uses is one `uplab report` has.
-    with pytest.raises(SystemExit):
-        cli.main(["report", "--help"])
-    assert "--compare OLD" in capsys.readouterr().out
+    # The real scale's verdicts go through the same comparison
+    assert any(line.startswith(".ci/nightly-compare .nightly/real-claims.json reports/real/claims.json")
+               for line in lines)

@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec", help="run spec JSON (RunSpec.model_dump_json, or a cache entry's spec.json)")
     p.add_argument("--cache", required=True, help="cache folder the main rank writes the entry into")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--built", help="the spec's upscale, built on disk by the launching process "
+                                   "(its base with its plan applied): loaded instead of applying the plan")
     args = p.parse_args(argv)
     where = f"uplab launch [rank {dist.rank()}/{dist.world_size()}]"
     try:
@@ -35,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UplabError(f"cannot read run spec {args.spec!r} ({e.strerror})") from None
         except ValueError as e:  # malformed JSON, or a spec that does not validate
             raise UplabError(f"{args.spec} is not a run spec: {str(e).splitlines()[0]}") from None
+        if args.built:
+            from harness.runs import runner
+
+            runner.PREBUILT[spec.key] = Path(args.built)
         result = get_or_run(spec, Path(args.cache), progress=dist.is_main() and not args.quiet)
     except UplabError as e:
         print(f"{where}: error: {e}", file=sys.stderr)

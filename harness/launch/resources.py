@@ -165,7 +165,7 @@ class Estimate:
     fsdp: bool
     parts: tuple[tuple[str, int], ...]  # the training step's peak
     eval_bytes: int  # the held-out scoring's peak (the loop scores whole batches at snapshots)
-    host_bytes: int  # host memory of all processes together: each loads the fp32 model first
+    host_bytes: int  # host memory of all processes together: each loads the fp32 model (and its base, when a plan is applied in memory)
 
     @property
     def total(self) -> int:
@@ -178,8 +178,20 @@ class Estimate:
         return f"{self.gpus} × FSDP" if self.fsdp else "1"
 
 
-def estimate(d: Dims, t: Trainable, *, gpus: int, fsdp: bool, seq_len: int, batch: int) -> Estimate:
-    """Per-GPU peak of a fine-tune over `gpus` GPUs (fsdp=False: one process, one GPU)."""
+def host_load(params: int, base_params: int = 0) -> int:
+    """Host bytes of loading a model in one process (harness.runs.runner): the fp32 model; when a
+    plan is applied in memory, the fp32 base too, alive beside its upscale until the upscale is
+    built (harness.build.native.upscale_model creates no third copy: it initialises on the meta
+    device and takes the upscaled tensors as they are)."""
+    return 4 * (params + base_params)
+
+
+def estimate(d: Dims, t: Trainable, *, gpus: int, fsdp: bool, seq_len: int, batch: int,
+             base_params: int = 0) -> Estimate:
+    """Per-GPU peak of a fine-tune over `gpus` GPUs (fsdp=False: one process, one GPU).
+
+    base_params: the parameters of the base a plan is applied to in memory (0: the model is
+    loaded as it is, e.g. an upscale built on disk first)."""
     if not fsdp and gpus != 1:
         raise ValueError("without FSDP a run is one process on one GPU")
     n_lora = sum(lora_params(d, t, j) for j in range(d.layers))
@@ -189,7 +201,8 @@ def estimate(d: Dims, t: Trainable, *, gpus: int, fsdp: bool, seq_len: int, batc
         act = batch * seq_len * (saved_per_token(d, t, bf16_weights=False) + LOGIT_GRAD * d.vocab)
         parts = (("weights", 4 * n_all), ("grads", 4 * n_train), ("adam", 8 * n_train),
                  ("bf16 copies", autocast_copies(d, t)), ("activations", act), ("overhead", OVERHEAD))
-        return Estimate(1, False, parts, 4 * n_all + 8 * n_train + scoring + OVERHEAD, 4 * n_all)
+        return Estimate(1, False, parts, 4 * n_all + 8 * n_train + scoring + OVERHEAD,
+                        host_load(n_all, base_params))
     g = gpus
     # FSDP1 keeps a gradient for a whole flat parameter (one per decoder layer, one root) as soon
     # as any parameter in it trains: frozen weights in a LoRA layer get one too.
@@ -203,9 +216,10 @@ def estimate(d: Dims, t: Trainable, *, gpus: int, fsdp: bool, seq_len: int, batc
     weights, adam = math.ceil(4 * n_all / g), math.ceil(8 * n_train / g)
     parts = (("weights", weights), ("grads", math.ceil(4 * with_grad / g)), ("adam", adam),
              ("gathered", gathered), ("activations", act), ("overhead", OVERHEAD))
-    # Every rank builds the whole fp32 model on the host before FSDP shards it (no
-    # cpu_ram_efficient_loading: the loop builds and upscales models in memory on every rank).
-    return Estimate(g, True, parts, weights + adam + gathered + scoring + OVERHEAD, g * 4 * n_all)
+    # Every rank loads the whole fp32 model on the host before FSDP shards it (and the base
+    # beside it when a plan is applied in memory; get_or_launch builds a plan on disk first).
+    return Estimate(g, True, parts, weights + adam + gathered + scoring + OVERHEAD,
+                    g * host_load(n_all, base_params))
 
 
 def min_gpus(d: Dims, t: Trainable, gpu_bytes: float, *, seq_len: int, batch: int,

@@ -80,6 +80,12 @@ def load_base(base: Base):
     return base.model()
 
 
+# Upscales already built on disk, by run key: a launch's parent builds a spec's plan once
+# (harness.launch.command.build_on_disk) and every rank loads the result instead of loading the
+# base and applying the plan in memory (one fp32 model per rank instead of a base beside it).
+PREBUILT: dict[str, Path] = {}
+
+
 def apply_plan(model, plan: Plan):
     """The one call into the upscale builder: (a new upscaled model, the plan's layer map)."""
     from harness.build.native import upscale_model
@@ -119,12 +125,20 @@ def execute(spec: RunSpec, base: Base, out: Path | None, *, progress: bool = Fal
     On a launched run's other ranks `out` is None: they train, the main rank writes.
     """
     started = time.time()
-    model = load_base(base)
-    source_layers = model.config.num_hidden_layers
-    roles = ["orig"] * source_layers
-    if spec.plan is not None:
-        model, layer_map = apply_plan(model, spec.plan)
-        roles = layer_map.roles()
+    built = PREBUILT.get(spec.key) if spec.plan is not None and isinstance(base, LocalBase) else None
+    if built is not None:  # the plan applied on disk by the launch's parent
+        from harness.checkpoint import read_model
+
+        _, facts, source_layers = read_model(Path(base.path).expanduser())
+        model = load_checkpoint(str(built))
+        roles = spec.plan.layer_map(source_layers, model.config.model_type).roles()
+    else:
+        model = load_base(base)
+        source_layers = model.config.num_hidden_layers
+        roles = ["orig"] * source_layers
+        if spec.plan is not None:
+            model, layer_map = apply_plan(model, spec.plan)
+            roles = layer_map.roles()
     tok = tokenizer_for(spec.base)
     train_set, eval_sets = data_mod.load(spec.data, tok)
 

@@ -7,6 +7,13 @@ that uses it (the cache and the launcher, above it, ask the same rank facts).
 - How a snapshot gathers: under FSDP the full state dict is a collective (every rank calls it);
   the main rank turns it into effective weights (LoRA merged) for the sink.
 
+- What FSDP casts: bf16 compute copies of the parameters, but buffers (RoPE's `inv_freq`) and
+  the gradient reduction stay fp32 (`fsdp_plugin`), where accelerate's own bf16 policy casts all
+  three to bf16.
+- How long a rank waits: every collective runs under `timeout()` (default 2 h, not NCCL's 10 min):
+  the main rank writes and hashes every snapshot of a finished run (2 x 156 GB at 39B) while the
+  others wait for its word in a broadcast.
+
 A single process (WORLD_SIZE unset or 1) takes none of these paths. Rank facts come from the
 environment torchrun sets, so asking them never starts a process group.
 """
@@ -15,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import timedelta
 
 import torch
 
@@ -42,12 +50,55 @@ def is_main() -> bool:
     return rank() == 0
 
 
+TIMEOUT_ENV = "UPLAB_DIST_TIMEOUT_S"
+# sha256 reads ~0.5-1 GB/s on one core: committing a 39B run's two 156 GB snapshots takes 5-10
+# minutes on the main rank, and writing each snapshot a few more, all while the other ranks wait
+# in a collective. NCCL's default (10 min) would kill a finished run; 2 h leaves a margin and
+# still ends a rank that really hangs.
+DEFAULT_TIMEOUT_S = 2 * 3600
+
+
+def timeout() -> timedelta:
+    """How long a rank waits in a collective before the process group gives up (UPLAB_DIST_TIMEOUT_S)."""
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        seconds = float(raw) if raw.strip() else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds")
+    return timedelta(seconds=seconds)
+
+
 def _state():
     from accelerate import PartialState
 
     # The same choice as the training loop's Accelerator(cpu=not cuda): accelerate keeps one
-    # process-wide state and refuses a second, different one.
-    return PartialState(cpu=not torch.cuda.is_available())
+    # process-wide state and refuses a second, different one. Whichever comes first starts the
+    # process group, so both give it uplab's timeout.
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timeout())
+
+
+def mixed_precision():
+    """FSDP1's policy for bf16 runs: parameters computed in bf16 (as autocast on one GPU);
+    buffers kept fp32, so RoPE's inv_freq is the one-GPU run's (in bf16 it is rounded to 8 bits
+    of mantissa and the angles drift at long positions: FSDP runs would train another function);
+    gradients reduced in fp32, so that the small updates of lr ~1e-5 fine-tunes are not rounded
+    away in the reduce-scatter."""
+    from torch.distributed.fsdp import MixedPrecision
+
+    return MixedPrecision(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
+                          buffer_dtype=torch.float32)
+
+
+def fsdp_plugin():
+    """accelerate's FSDP plugin as the launch configured it (its FSDP_* environment), with
+    `mixed_precision()` in place of the policy accelerate derives from mixed_precision=bf16
+    (bf16 for parameters, reductions and buffers alike). An explicit policy is kept as given
+    when the Accelerator applies its mixed precision to the plugin."""
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    return FullyShardedDataParallelPlugin(mixed_precision_policy=mixed_precision())
 
 
 def agree(value):

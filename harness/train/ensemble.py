@@ -11,12 +11,20 @@ The optimizer is the loop's (harness.train.optimizer; AdamW fused) over the stac
 each seed's gradients by that seed's global norm. Fused: one pass per tensor instead of ~10; on
 the CPU it cut the optimizer step of 12 stacked tiny seeds from 43 to 17 ms. Each seed gets the loop's metrics dict (same keys);
 time-based numbers (wall_s, steps_per_s, tokens_per_s) are the shared run's, with tokens the seed's.
+
+Where (`placement`): on a CUDA device whenever there is one, as the per-seed loop does, so a
+`precision: fp32` spec on a GPU machine trains fp32 on the GPU, not silently on the CPU; bf16
+autocast over fp32 master weights when the precision resolves to bf16 (auto on a GPU, or bf16),
+as the loop's Accelerator does; fp32 on the CPU otherwise. On a GPU, tiny and small runs are
+bound by kernel launches, which N seeds share. Which engine, device and autocast dtype trained
+a run changes its bits: the run key must name them (harness.runs.spec).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from typing import Callable
 
 import torch
@@ -61,11 +69,31 @@ def cannot_stack(model, spec, seeds: int = 1) -> str | None:
     if need > MAX_STACK_BYTES:
         return (f"{seeds} stacked copies need {need / 2**30:.1f} GiB for weights, gradients and Adam "
                 f"state (limit {MAX_STACK_BYTES / 2**30:.0f} GiB)")
-    if spec.precision == "bf16" or (spec.precision == "auto" and torch.cuda.is_available()):
-        return "bf16 autocast is not stacked yet (untested without a GPU)"
     if isinstance(spec.mode, modes.Lora) and spec.mode.dropout:
         return "LoRA dropout draws random masks per seed, which a stacked forward cannot reproduce"
     return unsupported(model, spec.data.max_len)
+
+
+# Tests only: a device standing in for CUDA (the CPU), so that the CUDA branch of `placement`
+# (device, bf16 autocast, batched loss reads) runs on a machine without a GPU.
+CUDA_STANDIN: torch.device | None = None
+SYNC_EVERY = 50  # on a GPU, steps between reads of the losses (each read waits for the queue)
+
+
+def _cuda() -> torch.device | None:
+    if CUDA_STANDIN is not None:
+        return CUDA_STANDIN
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else None
+
+
+def placement(spec) -> tuple[torch.device, torch.dtype | None, bool]:
+    """(device, autocast dtype or None, whether this is the CUDA branch) for stacked seeds of `spec`."""
+    cuda = _cuda()
+    if cuda is None:
+        if spec.precision == "bf16":
+            raise UplabError("precision 'bf16' needs a CUDA device; use 'auto' or 'fp32' on CPU")
+        return torch.device("cpu"), None, False
+    return cuda, (None if spec.precision == "fp32" else torch.bfloat16), True
 
 
 def _batch(train_set: TokenSet, idx: list, pad_id: int, train_on: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -96,7 +124,11 @@ def train_many(models: list, specs: list, train_set: TokenSet, eval_sets: dict[s
 def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress) -> list[dict]:
     spec = specs[0]
     n = len(specs)
-    device = torch.device("cpu")
+    device, amp, on_cuda = placement(spec)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp) if amp is not None else nullcontext()
+
     per_epoch, total, snaps = plan_steps(spec, len(train_set))
     prepared = []
     for m, s in zip(models, specs):
@@ -123,11 +155,14 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
         t = time.perf_counter()
         batch = max(1, EVAL_BATCH // n)
         fn = reuse.function_key([m.state_dict() for m in prepared], type(prepared[0]).__name__,
-                                prepared[0].config.to_json_string(), f"stack|{n}|{device}|{batch}")
+                                prepared[0].config.to_json_string(), f"stack|{n}|{device}|{amp}|{batch}")
+
+        def logits(ids):
+            with autocast():  # scored as trained, as the loop scores under its autocast
+                return st.logits(ids.expand(n, -1, -1))
 
         def score(ts) -> list[dict]:
-            return evaluate_many(lambda ids: st.logits(ids.expand(n, -1, -1)), n, ts, pad_id,
-                                 device=device, batch_size=batch)
+            return evaluate_many(logits, n, ts, pad_id, device=device, batch_size=batch)
 
         scores = {k: reuse.scored(f"{fn}|{ts.digest}", lambda ts=ts: score(ts))
                   for k, ts in eval_sets.items()}
@@ -141,6 +176,21 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
     first = [epoch_batches(len(train_set), spec.data.batch_size, s.seed, 0)[0] for s in specs]
     check_forward(st, _batch(train_set, first, pad_id, spec.data.train_on)[0].to(device))
     bar = tqdm(total=total, desc=f"train x{n}", unit="step", disable=not progress, leave=False)
+    # On a GPU, reading the losses every step would stall the launch queue: read them in batches.
+    sync_every = SYNC_EVERY if on_cuda and not track else 1
+    pending: list[tuple[int, float, torch.Tensor, torch.Tensor]] = []  # (step, lr, losses, norms)
+
+    def flush():
+        for at, lr_at_step, losses, gnorms in pending:
+            for i, (lf, gn) in enumerate(zip(losses.tolist(), gnorms.tolist())):
+                if not math.isfinite(lf):
+                    raise UplabError(f"training loss of seed {specs[i].seed} became {lf} at step {at} "
+                                     f"(lr {lr_at_step:g}); lower lr or raise grad_clip")
+                logs[i]["loss"].append(lf)
+                logs[i]["lr"].append(lr_at_step)
+                logs[i]["grad_norm"].append(gn)
+        pending.clear()
+
     step, t0 = 0, time.perf_counter()
     record_weights()
     if 0 in snaps:
@@ -156,8 +206,9 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
                 g["lr"] = lr
             ids, labels, counts = _batch(train_set, [o[j] for o in orders], pad_id, spec.data.train_on)
             tokens = [a + b for a, b in zip(tokens, counts)]
-            ids, labels = ids.to(device), labels.to(device)
-            loss = st.losses(ids, labels)
+            ids, labels = ids.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with autocast():
+                loss = st.losses(ids, labels)
             loss.sum().backward()  # the seeds share no parameter: each row gets its own gradient
             if track:
                 for i, g in enumerate(st.tracked_grads(track)):
@@ -167,20 +218,19 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
-            for i, (lf, gn) in enumerate(zip(loss.detach().tolist(), norms.tolist())):
-                if not math.isfinite(lf):
-                    raise UplabError(f"training loss of seed {specs[i].seed} became {lf} at step {step} "
-                                     f"(lr {lr:g}); lower lr or raise grad_clip")
-                logs[i]["loss"].append(lf)
-                logs[i]["lr"].append(lr)
-                logs[i]["grad_norm"].append(gn)
+            pending.append((step, lr, loss.detach(), norms.detach()))
+            if step % sync_every == 0 or step in snaps or step == total:
+                flush()
             if track:
                 record_weights()
             bar.update()
             if step in snaps:
                 snapshot(step)
         epoch += 1
+    flush()
     bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     busy = wall - spent[0]
     return [{
@@ -189,5 +239,5 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
         "track": tracked[i], "wall_s": wall, "snapshot_s": spent[0],
         "steps_per_s": total / busy if busy > 0 else None,
         "tokens_per_s": tokens[i] / busy if busy > 0 else None, "tokens": tokens[i],
-        "device": str(device), "mixed_precision": "no",
+        "device": str(device), "mixed_precision": "bf16" if amp is not None else "no",
     } for i in range(n)]

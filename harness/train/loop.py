@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -44,15 +45,36 @@ class StepInfo:
 
 
 def set_seed(seed: int) -> None:
-    """The one seed: python, numpy and torch (CPU and CUDA) generators, via accelerate."""
+    """The one seed: python, numpy and torch (CPU and CUDA) generators, via accelerate; on a GPU
+    also CUDA's deterministic settings (`deterministic`)."""
     from accelerate.utils import set_seed as _set
 
     _set(seed)
+    deterministic()
+
+
+CUBLAS_WORKSPACE = ":4096:8"  # cuBLAS's deterministic workspace setting (CUDA docs, "Results reproducibility")
+
+
+def deterministic() -> None:
+    """On a GPU, the same bits for the same code and seed wherever torch allows, so that a
+    claim's verdict does not flip between two nights of one commit: cuBLAS with a fixed workspace
+    (CUBLAS_WORKSPACE_CONFIG, read when a cuBLAS handle is created; fixtures/gpus.py sets it
+    before CUDA starts, this covers other callers), and torch's deterministic algorithms,
+    warn_only: an op with no deterministic CUDA kernel (e.g. the embedding's backward) warns
+    instead of failing the run, and stays a source of run-to-run noise. The CPU is left as it is
+    (its kernels are deterministic already)."""
+    if not torch.cuda.is_available():
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    if not torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def _accelerator(precision: str):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+    from accelerate.utils import InitProcessGroupKwargs
 
     cuda = torch.cuda.is_available()
     mixed = {"auto": "bf16" if cuda else "no", "fp32": "no", "bf16": "bf16"}[precision]
@@ -62,7 +84,13 @@ def _accelerator(precision: str):
     # in one process (an fp32 control beside bf16 runs) reset it (the process group is kept).
     if AcceleratorState._shared_state.get("_mixed_precision", mixed) != mixed:
         AcceleratorState._reset_state()
-    return Accelerator(cpu=not cuda, mixed_precision=mixed)
+    # Under an FSDP launch, uplab's mixed-precision policy (fp32 buffers and reductions), not the
+    # one accelerate derives from bf16 (harness.train.dist.mixed_precision).
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    plugin = dist.fsdp_plugin() if fsdp and mixed == "bf16" else None
+    # The process group's timeout is uplab's (harness.train.dist.timeout), not NCCL's 10 min.
+    return Accelerator(cpu=not cuda, mixed_precision=mixed, fsdp_plugin=plugin,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=dist.timeout())])
 
 
 def plan_steps(spec, n_train: int) -> tuple[int, int, list[int]]:
