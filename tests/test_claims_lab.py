@@ -144,3 +144,18 @@ def test_sgd_arm_skips_where_a_scale_has_none(tmp_path):
     real = SpecLab(Path("c"), st.Setting("real", 4, "llama", lambda s: LocalBase(path=str(tmp_path))))
     with pytest.raises(NotApplicable, match="SGD control arm"):
         real.sgd()
+
+
+@pytest.mark.parametrize("worker, count, cores, expected", [
+    (None, None, 16, 16), ("gw0", "8", 16, 2), ("gw3", "2", 2, 1), ("gw0", "32", 16, 1)])
+def test_xdist_workers_share_the_cores_for_measures(monkeypatch, worker, count, cores, expected):
+    """Issue 23: under `-n 8` each worker's measures would start every core's threads."""
+    from harness.claims.settings import cpu_threads
+
+    for name, value in (("PYTEST_XDIST_WORKER", worker), ("PYTEST_XDIST_WORKER_COUNT", count)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert cpu_threads() == expected

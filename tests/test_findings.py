@@ -204,7 +204,32 @@ def test_readme_holds_exactly_the_generated_tiny_vs_real_matrix():
     if not (TINY.is_file() and real.is_file()):
         pytest.skip("needs both recorded baselines, hypotheses/expected/tiny.json and real.json")
     bodies = [findings.load(TINY), findings.load(real)]
-    found = findings.extract(README.read_text(encoding="utf-8"), "tiny+real")
+    found = findings.extract(README.read_text(encoding="utf-8"), findings.name(bodies))
     assert found == findings.block(bodies), (
         "README's tiny vs real matrix is stale; regenerate it with `uplab report --findings "
         f"hypotheses/expected/tiny.json {real.relative_to(ROOT)} --readme README.md`")
+
+
+def test_readme_holds_exactly_the_generated_protocol_comparison():
+    """README's "what moved from protocol v1" matrix is the one generated from the archived v1
+    tiny baseline and the v2 one."""
+    old = ROOT / baseline.DEFAULT_DIR / "archive" / "tiny-protocol1.json"
+    if not (TINY.is_file() and old.is_file()):
+        pytest.skip("needs the archived v1 and the recorded v2 tiny baselines")
+    bodies = [findings.load(old), findings.load(TINY)]
+    found = findings.extract(README.read_text(encoding="utf-8"), "tiny@v1+tiny")
+    assert found == findings.block(bodies), (
+        "README's protocol v1 vs v2 matrix is stale; regenerate it with `uplab report --findings "
+        "hypotheses/expected/archive/tiny-protocol1.json hypotheses/expected/tiny.json --readme README.md`")
+
+
+def test_one_scale_under_two_protocols_is_a_comparison_with_a_moved_column(body):
+    old = json.loads(json.dumps(body))
+    old["schema"] = findings.OLD_SCHEMAS[0]
+    old["results"][0]["verdict"] = "refuted"
+    text = findings.matrix([old, body])
+    table = {r[0]: r[1:] for r in rows(text)}
+    assert table["claim"] == ["`tiny` (protocol v1: one test, bootstrap bound)", "`tiny`", "moved"]
+    assert table["`dups_more_responsive`"][2] == "refuted → supported"
+    assert table["`o_proj_less_sensitive`"][2] == "—"
+    assert findings.name([old, body]) == "tiny@v1+tiny"

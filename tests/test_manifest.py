@@ -124,7 +124,8 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
     for c in claims:
         primary_case = "within" if c["id"] == "slice_own_gradient" else "contiguous"
         # exploratory cases with a within-run form on the manifest's one layout are decided too
-        assert c["scale"] == "full" and c["case"] == (primary_case if c["primary"] else "contiguous-all-layers")
+        assert c["scale"] == "full" and (c["case"] == primary_case if c["primary"] else
+                                         c["case"] in ("contiguous-all-layers", "contiguous-unmatched"))
         assert c["decision"]["within_run"] is True and c["decision"]["n"] == 1
         assert c["method"].startswith("within-run: units (source layers) are not independent replicates")
         # the effective n is counted in independent units (copies of one source layer are one),

@@ -66,10 +66,13 @@ def real_setting(base_model: Path | None = None, cache: Path | None = None) -> S
 
 
 def use_cpu_threads() -> None:
-    """Two threads for one process (the nightly machine has 2 cores); one per xdist worker, which
-    already run side by side."""
+    """Two threads for one process (the nightly machine has 2 cores); under xdist the workers
+    share the cores (`settings.cpu_threads`)."""
     import os
 
     import torch
 
-    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
+    from harness.claims.settings import cpu_threads
+
+    threads = cpu_threads()
+    torch.set_num_threads(threads if os.environ.get("PYTEST_XDIST_WORKER") else min(2, threads))

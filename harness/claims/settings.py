@@ -74,6 +74,16 @@ class Setting:
     sgd_lr: float | None = None  # the SGD control arm's learning rate (sgd_lr_for); None: no SGD arm
 
 
+def cpu_threads() -> int:
+    """CPU threads for one process: every core, or under pytest-xdist its share of them, so that
+    `-n 8` on a 16-core runner does not start 8 x 16 threads for the measures' forward passes."""
+    import os
+
+    cores = os.cpu_count() or 1
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1) if os.environ.get("PYTEST_XDIST_WORKER") else 1
+    return max(1, cores // max(1, workers))
+
+
 def sgd_lr_for(adamw_lr: float, n_params: int) -> float:
     """The SGD arm's learning rate, fixed by a rule rather than tuned on any result: AdamW moves
     every element by about lr per step; SGD with momentum m moves it by lr·g/(1-m), and with

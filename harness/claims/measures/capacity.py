@@ -32,12 +32,14 @@ DEEP = "-vs-deep-base"
 def upscale_room(lab, seeds: list[int], case: str) -> Measured:
     check_case("upscale_room", case, CASES)
     strategy = case.removesuffix(DEEP)
-    normal = [lab.normal(seed) for seed in seeds]
     if case.endswith(DEEP):
+        # the deep bases first: started first (`first=`), they train while another worker trains
+        # the shared 16-layer bases that every other claim (and this one's unit) needs
         depth = lab.layer_map(strategy).num_layers
         other = [lab.normal(seed, depth=depth) for seed in seeds]
+        normal = [lab.normal(seed) for seed in seeds]
     else:
-        other = normal
+        other = normal = [lab.normal(seed) for seed in seeds]
     upscaled = [lab.upscaled(seed, strategy) for seed in seeds]
     nats = [final(u, "target") - final(n, "target") for u, n in zip(upscaled, other)]
     return Measured(effects=per_gain(nats, normal), seeds=seeds,
