@@ -87,3 +87,54 @@ def test_checks_are_measured_per_seed_against_the_registered_threshold():
     kept = measure_check(_Lab({0: 0.9}, original=False), "original_kept",
                          load().regime_checks["original_kept"], [0])
     assert kept.passed is None and "no original domain" in kept.not_measured
+
+
+class _BaseLab:
+    """A stand-in lab whose base is a given in-memory tiny model (16 layers: mapped range [6, 12))."""
+
+    def __init__(self, model):
+        from harness.claims.settings import tiny_setting
+        from harness.runs import tiny_base
+
+        self.setting, self.model, self.spec = tiny_setting(), model, tiny_base(0)
+
+    def needs(self, domain):
+        pass
+
+    def base(self, seed):
+        lab = self
+
+        class Run:
+            spec = lab.spec
+
+            def model(self):
+                return lab.model
+        return Run()
+
+
+def test_depth_needed_is_the_median_skip_cost_inside_the_mapped_range():
+    import statistics
+
+    import torch
+
+    from harness import tiny
+    from harness.claims.function import heldout, loss, skip_rise
+
+    spec = load().regime_checks["depth_needed"]
+    model = tiny.build(tiny.preset("tiny"), 0)
+    with torch.no_grad():  # a model whose layers all do visible work
+        for p in model.parameters():
+            p.mul_(8)
+    lab = _BaseLab(model)
+    data = heldout(lab.base(0), "original")
+    before = loss(model, data)
+    want = statistics.median(skip_rise(model, data, [i], before) for i in range(6, 12))
+    got = measure_check(lab, "depth_needed", spec, [0])
+    assert got.values == (pytest.approx(want),) and got.threshold == 0.1 and want != 0
+    # layers of the mapped range that only pass their input on (o_proj, down_proj zero) cost 0
+    with torch.no_grad():
+        for i in range(6, 12):
+            model.model.layers[i].self_attn.o_proj.weight.zero_()
+            model.model.layers[i].mlp.down_proj.weight.zero_()
+    idle = measure_check(_BaseLab(model), "depth_needed", spec, [0])
+    assert idle.values[0] == pytest.approx(0, abs=1e-9) and idle.passed is False

@@ -213,3 +213,33 @@ def test_token_set_digest_and_batches():
         want = collate(a, [i], 0, "answer")
         assert all(torch.equal(b[k], want[k]) for k in want)
     assert [b["input_ids"].shape[0] for b in a.batches(2, 0)] == [2]
+
+
+@pytest.mark.parametrize("replay", [0.25, 0.5, 0.3])
+def test_replay_mixes_the_original_training_stream_in_evenly(replay):
+    """Synthetic.replay: that share of the set comes from the original domain's training stream
+    (its first examples, the ones pre-training saw first), spread evenly; the held-out sets never."""
+    from harness.data import tasks
+
+    n = 200
+    mixed = tasks.mixed("target", n, 0, replay)
+    old = [ex for ex in mixed if tasks.read(ex)[0] not in tasks.TARGET_CHAINS]
+    assert len(mixed) == n and len(old) == int(n * replay)
+    assert old == tasks.generate("original", "train", len(old), 0)
+    assert [ex for ex in mixed if ex not in old] == tasks.generate("target", "train", n - len(old), 0)
+    first_half = mixed[: n // 2]
+    assert abs(sum(ex in old for ex in first_half) - n // 2 * replay) <= 1
+    held = {tasks.text(ex) for ex in tasks.generate("target", "heldout", 256, 0)}
+    assert not held & {tasks.text(ex) for ex in mixed}
+
+
+def test_replay_zero_keeps_the_spec_json_and_is_bounded():
+    from pydantic import ValidationError
+
+    from harness.data.spec import Synthetic
+
+    assert "replay" not in Synthetic(domain="target").model_dump(mode="json")
+    assert Synthetic(domain="target", replay=0.5).model_dump(mode="json")["replay"] == 0.5
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValidationError):
+            Synthetic(domain="target", replay=bad)

@@ -1,10 +1,12 @@
-"""The tiny defaults do what the claims need: a base learns the original domain, a fine-tune
-learns the target domain, and the fine-tune erodes the original (forgetting), under the default
-(additive) target and under the conflicting one.
+"""The tiny defaults do what the claims need: a base learns the original domain, the default
+fine-tune learns the target domain while keeping the original, and a fine-tune without replay
+erodes the original (forgetting), on the additive target and on the conflicting one.
 
 Runs the real defaults (tiny_base / finetune, seed 0) of the 16-layer tiny world (tasks.VERSION 5,
-docs/tiny-world.md): ~35 s of CPU for pre-training (1200 steps) plus ~2 s per fine-tune on one
-thread. Measured (seeds 0, 1 and 2; the script is in docs/tiny-world.md): base original loss
+docs/tiny-world.md): ~35 s of CPU for pre-training (1200 steps) plus ~4 s per fine-tune on one
+thread. The default fine-tune is the card's regime since issue 26 (learns the target, keeps the
+original); without its replayed share it forgets. Measured before issue 26 (seeds 0, 1 and 2,
+one epoch at lr 3e-4; the script is in docs/tiny-world.md): base original loss
 < 0.0001, exact match 1.00 (chance: loss ln 12 = 2.48 per letter); default fine-tune target
 loss 14.2 -> 5.3, 13.4 -> 4.3, 12.4 -> 3.5, original loss rises by 3.5, 3.6, 1.1; conflict
 fine-tune target loss 31.8 -> 10.2, 22.4 -> 5.6, 28.4 -> 15.6 (seed 2 would miss the halving
@@ -52,11 +54,22 @@ def test_base_learns_the_original_domain(runs):
     assert first["acc"] == 0.0 and last["loss"] < first["loss"]
 
 
-def test_finetune_learns_target_and_forgets_original(runs):
+def test_finetune_learns_target_and_keeps_original(runs):
+    """The card's regime (issue 26): the default fine-tune (two epochs, half of its set replayed
+    from pre-training, lr 4e-3) learns the target and keeps the original, at the registry's
+    regime thresholds (exact match >= 0.8 and >= 0.9)."""
     _, tuned = runs
     before, after = tuned.scores(0), tuned.scores()
-    assert after["target"]["loss"] < 0.5 * before["target"]["loss"], (before["target"], after["target"])
-    assert after["target"]["tok_acc"] > before["target"]["tok_acc"] + 0.2
+    assert before["target"]["acc"] < 0.1 and after["target"]["acc"] >= 0.8, (before["target"], after["target"])
+    assert after["original"]["acc"] >= 0.9, (before["original"], after["original"])
+    assert tuned.spec.data.train.replay == 0.5 and tuned.metrics["total_steps"] == 128
+
+
+def test_finetune_without_replay_forgets_original(runs, cache):
+    """What the replay is for: the same fine-tune on the target alone erodes the original."""
+    _, tuned = runs
+    alone = get_or_run(finetune(tiny_base(0), data=DataSpec.synthetic("target", size=tuned.spec.data.train.size)), cache)
+    before, after = alone.scores(0), alone.scores()
     assert after["original"]["loss"] > before["original"]["loss"] + 0.3, (before["original"], after["original"])
     assert after["original"]["acc"] < before["original"]["acc"] - 0.2
 

@@ -27,12 +27,16 @@ PINNED = {
 def specs():
     # the pre-training length these hashes were taken under (the tiny default has changed since)
     base = tiny_base(0, steps=200, data=DataSpec.synthetic("original", size=200 * 32))
+    # and the fine-tune defaults before issue 26 (one 64-step epoch at lr 3e-4, no replay): a
+    # Synthetic source at replay 0 must serialise as it did before the field existed
+    old = dict(lr=3e-4, data=DataSpec.synthetic("target", size=64 * 32))
     return {
         "tiny base": base,
-        "fine-tune with a plan": finetune(base, plan=strategies.contiguous(2, 4, num_layers=4, copies=2)),
+        "fine-tune with a plan": finetune(base, plan=strategies.contiguous(2, 4, num_layers=4, copies=2),
+                                          epochs=1, **old),
         "LoRA run": finetune(base, plan=strategies.interleaved(1, 3, num_layers=4),
-                             mode=Lora(r=4, layers=(1, 2)), seed=3),
-        "local base, freeze": finetune(LocalBase(path="/models/x"), steps=10, mode=Freeze(layers=(0, 1))),
+                             mode=Lora(r=4, layers=(1, 2)), seed=3, epochs=1, **old),
+        "local base, freeze": finetune(LocalBase(path="/models/x"), steps=10, mode=Freeze(layers=(0, 1)), **old),
     }
 
 

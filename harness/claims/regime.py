@@ -18,6 +18,7 @@ synthetic tasks of `tiny` and `small`), held-out loss where it is free text (`re
 from __future__ import annotations
 
 import math
+import statistics
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -122,11 +123,28 @@ def trained_long_enough(lab, seed: int) -> tuple[float, bool]:
     return math.sqrt(change / base), False
 
 
+def depth_needed(lab, seed: int) -> tuple[float, bool]:
+    """The base itself: the median, over the layers of the seed's duplicated range mapped to this
+    depth, of the original-domain held-out loss rise when that one layer is skipped (nats). A
+    claim that ablates or reads the mapped range means nothing where its layers do no work."""
+    from harness.claims.function import heldout, loss, skip_rise
+    from harness.claims.settings import seed_layout_range
+
+    lab.needs("original")
+    start, end = seed_layout_range(lab.setting.depth)
+    run = lab.base(seed)
+    model, data = run.model(), heldout(run, "original")
+    before = loss(model, data)
+    costs = sorted(skip_rise(model, data, [layer], before) for layer in range(start, end))
+    return float(statistics.median(costs)), False
+
+
 CHECKS: dict[str, Callable] = {
     "target_learned": target_learned,
     "original_kept": original_kept,
     "copies_refilled": copies_refilled,
     "trained_long_enough": trained_long_enough,
+    "depth_needed": depth_needed,
 }
 
 _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

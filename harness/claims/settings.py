@@ -17,21 +17,22 @@ from harness import arch as arch_facts
 from harness import strategies
 from harness.plan import Plan
 from harness.runs import RunResult, tiny_base
-from harness.runs.spec import SMALL_FINETUNE, SMALL_PRETRAIN, TINY_FINETUNE, LocalBase
+from harness.runs.spec import SMALL_FINETUNE, SMALL_PRETRAIN, TINY_FINETUNE, LocalBase, tiny_target_data
 from harness.tiny import PRESETS
 
 # The seed's 39B layout: 55 source layers, copies of [19, 41) twice (DESIGN §7; model card).
 SEED_SOURCE_DEPTH, SEED_START, SEED_END, SEED_COPIES = 55, 19, 41, 2
 
-# Snapshots of every default tiny/small fine-tune (64 steps): points for trajectories over time.
+# Snapshots of every default tiny/small fine-tune (two 64-step epochs; the epoch ends, 64 and 128,
+# are snapshotted anyway): points for trajectories over time within the first epoch.
 SNAPSHOTS = (0, 8, 16, 32, 48)
 # At small, fewer: a 16M-parameter fp32 snapshot is 63 MB, and the suite's ~470 snapshots must fit
 # a GPU runner's disk (~30 GB). Still enough for the claims that read a default run mid-way.
 SMALL_SNAPSHOTS = (0, 16, 32)
 STRATEGIES = ("contiguous", "interleaved", "single", "block")
 # sgd_lr_for at each scale's default fine-tune lr and base size (tests/test_claims_lab.py checks
-# them against the rule): tiny 3e-4 x sqrt(41,536) x 0.1, small 1e-4 x sqrt(n) x 0.1.
-TINY_SGD_LR = 6.1e-3
+# them against the rule): tiny 4e-3 x sqrt(41,536) x 0.1, small 1e-4 x sqrt(n) x 0.1.
+TINY_SGD_LR = 8.2e-2
 SMALL_SGD_LR = 4.0e-2
 
 
@@ -103,9 +104,7 @@ def _params(preset: str) -> int:
 
 def synthetic_target(domain: str):
     """The default fine-tune's data on another synthetic target domain (e.g. "conflict")."""
-    from harness.data import DataSpec
-
-    return DataSpec.synthetic(domain, size=TINY_FINETUNE["data_size"])
+    return tiny_target_data(domain)
 
 
 def tiny_setting() -> Setting:

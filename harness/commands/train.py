@@ -71,7 +71,8 @@ def data_spec(args, real_base: bool):
         return None
     train = _source(args.data)
     if isinstance(train, Synthetic):
-        train = Synthetic(domain=train.domain, size=TINY_FINETUNE["data_size"])
+        replay = TINY_FINETUNE["replay"] if train.domain == "target" else 0.0
+        train = Synthetic(domain=train.domain, size=TINY_FINETUNE["data_size"], replay=replay)
     names = args.eval
     if names is None:
         names = (SYNTHETIC if args.data in SYNTHETIC else REAL_TEXT if args.data in REAL_TEXT else (args.data,))
@@ -122,7 +123,7 @@ def register(sub) -> None:
                    "(default: 64; 128 with --base real)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, help="optimizer steps")
-    length.add_argument("--epochs", type=positive_int, help="epochs (default: the tiny default, 1)")
+    length.add_argument("--epochs", type=positive_int, help="epochs (default: the tiny fine-tune's 2, of 64 steps)")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the tiny default; 1e-4 with --base real)")
     p.add_argument("--mode", choices=("full", "lora", "freeze"), default="full", help="(default: full)")
     p.add_argument("--lora-r", type=positive_int, default=8, help="LoRA rank (default: 8)")

@@ -107,7 +107,11 @@ def load_split(name: str, source, split: str, tok, max_len: int, n: int | None =
     """One split of a source as tokens; `n` is the number of examples (synthetic) or a cap (local)."""
     if isinstance(source, Synthetic):
         count = source.size if n is None else n
-        return encode_segments(name, tasks.generate(source.domain, split, count, source.seed), tok, max_len)
+        if source.replay and split == "train":
+            examples = tasks.mixed(source.domain, count, source.seed, source.replay)
+        else:
+            examples = tasks.generate(source.domain, split, count, source.seed)
+        return encode_segments(name, examples, tok, max_len)
     if isinstance(source, Text):
         return pack_domain(name, source, split, tok, max_len, source.size if n is None else n)
     assert isinstance(source, Local)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from harness.data.tasks import HELDOUT_RESERVE
 from harness.schema import Frozen
@@ -17,12 +17,25 @@ class _Frozen(Frozen):
 
 
 class Synthetic(_Frozen):
-    """One generated domain (harness.data.tasks); `size` training examples, `seed` fixes the bytes."""
+    """One generated domain (harness.data.tasks); `size` training examples, `seed` fixes the bytes.
+
+    `replay`: the fraction of the training examples drawn from the original domain's training
+    stream instead (the pre-training data replayed, as instruction sets mix general data in),
+    spread evenly through the set; held-out sets are never replayed. 0 (the default) leaves the
+    spec's JSON, and so every run hash made before the field existed, as it was."""
 
     kind: Literal["synthetic"] = "synthetic"
     domain: Literal["original", "target", "conflict"]
     size: int = Field(2048, gt=0)
     seed: int = 0
+    replay: float = Field(0.0, ge=0, lt=1)
+
+    @model_serializer(mode="wrap")
+    def _without_default_replay(self, handler):
+        out = handler(self)
+        if out.get("replay") == 0:
+            del out["replay"]
+        return out
 
 
 class Local(_Frozen):
@@ -87,10 +100,11 @@ class DataSpec(_Frozen):
         return self
 
     @classmethod
-    def synthetic(cls, domain: str, size: int = 2048, seed: int = 0, **kw) -> "DataSpec":
+    def synthetic(cls, domain: str, size: int = 2048, seed: int = 0, replay: float = 0.0, **kw) -> "DataSpec":
         """Train on one generated domain; measure on the original's and a target's held-out splits
         (same seed), named "original" and "target" whichever target it is: a fine-tune on
-        "conflict" is scored on the conflicting domain under the name "target"."""
+        "conflict" is scored on the conflicting domain under the name "target". `replay`: the
+        fraction of training examples replayed from the original domain (Synthetic.replay)."""
         target = domain if domain != "original" else "target"
         evals = {"original": Synthetic(domain="original", seed=seed), "target": Synthetic(domain=target, seed=seed)}
-        return cls(train=Synthetic(domain=domain, size=size, seed=seed), evals=evals, **kw)
+        return cls(train=Synthetic(domain=domain, size=size, seed=seed, replay=replay), evals=evals, **kw)

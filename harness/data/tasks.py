@@ -26,6 +26,7 @@ Three domains (docs/tiny-world.md says why each is shaped so and what they measu
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass
 from typing import Callable
@@ -147,6 +148,16 @@ def generate(domain: str, split: str, n: int, seed: int) -> list[tuple[Segment, 
         if text(ex) not in held:  # held-out examples stay unseen, whatever the eval size
             out.append(ex)
     return out
+
+
+def mixed(domain: str, n: int, seed: int, replay: float) -> list[tuple[Segment, ...]]:
+    """`n` training examples: a `replay` fraction from the original domain's training stream (the
+    examples pre-training saw first), the rest from `domain`'s, spread evenly (example i is a
+    replayed one when floor((i + 1)·replay) > floor(i·replay)), each stream in its own order."""
+    n_replay = math.floor(n * replay)
+    own = iter(generate(domain, "train", n - n_replay, seed))
+    old = iter(generate("original", "train", n_replay, seed))
+    return [next(old) if math.floor((i + 1) * replay) > math.floor(i * replay) else next(own) for i in range(n)]
 
 
 # Training streams exclude this many held-out examples, so any eval size up to it is unseen.

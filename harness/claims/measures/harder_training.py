@@ -5,7 +5,7 @@ model should have been more destructive. In practice, the duplicated layers must
 upscale from becoming dumber than Cydonia."
 
 Operationalisation: per seed, four fine-tunes of the same pre-trained base on the target domain:
-normal and contiguous upscale, each at the default LR and at 10/3 of it (one epoch each).
+normal and contiguous upscale, each at the default LR and at 10/3 of it (the default two epochs each).
 Retention gap = held-out original-domain answer loss at the end, upscale − normal (paired by
 seed; the upscale is the same function as the base at step 0, so this is also the difference of
 the loss rises). `upscale_retains_more` claims the gap is < 0; "training harder" should make the
@@ -28,7 +28,8 @@ from harness.claims.measures._cases import check_case
 from harness.plots import new_figure
 
 CASES = ("contiguous",)
-# The default fine-tune's LR and 10/3 of it (tiny: 3e-4, and 1e-3 that erases the original domain)
+# The default fine-tune's LR and 10/3 of it (tiny: 4e-3, and 1.33e-2, at which seeds 1 and 2 of four
+# lost most of the original domain in the issue-26 trials)
 HARDER = 10 / 3
 
 

@@ -8,7 +8,7 @@ profile = per layer, the mean over all modules of rel = ‖ΔW‖/‖W₀‖, ea
 over layers (so the profile is a shape; no module outweighs another):
 
 - `descent` (the metric registered first): the profile of the *rate* of change, snapshot to next
-  snapshot (tiny: 0-8, 8-16, 16-32, 32-48, 48-64 steps); its depth centre (change-weighted mean
+  snapshot (tiny: 0-8, 8-16, 16-32, 32-48, 48-64 in epoch 1, then 64-128, epoch 2); its depth centre (change-weighted mean
   layer index); effect: centre(last interval) − centre(first interval), in layers. Claimed < 0
   (the change moves down over time). Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction.
 - `descent-slope`: the same centres; effect: least-squares slope of the centre against the
