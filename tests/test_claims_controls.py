@@ -79,10 +79,16 @@ def test_a_malformed_curve_is_one_clear_error():
 # -- exchange rate of a reset -------------------------------------------------------------------
 
 
-def test_exchange_rate_floors_the_target_rise():
+def test_exchange_rate_is_undefined_without_a_target_cost():
     assert exchange_rate(-0.2, 0.5) == pytest.approx(-0.4)
-    assert exchange_rate(-0.2, 0.001) == pytest.approx(-20.0)  # floored at 0.01 nats
-    assert exchange_rate(-0.2, -0.3) == pytest.approx(-20.0)  # a reset that helps the target too
+    assert exchange_rate(-0.2, 0.001) == pytest.approx(-200.0)  # no floor (issue 21)
+    assert exchange_rate(-0.2, 0.0) is None and exchange_rate(-0.2, -0.3) is None
+
+
+def test_a_pair_contrast_leaves_undefined_rates_out():
+    assert pair_contrast({(0, 1): -1.0, (2, 3): None, (3, 4): 0.5, (4, 5): 1.5}) == pytest.approx(-2.0)
+    assert pair_contrast({(0, 1): None, (2, 3): 0.5}) is None
+    assert pair_contrast({(0, 1): -1.0, (2, 3): None}) is None
 
 
 def test_first_pair_against_the_median_of_pairs_from_layer_2():

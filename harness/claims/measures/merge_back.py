@@ -9,10 +9,14 @@ related to upscaling). Reset an adjacent pair of decoder layers to the base's we
 step-0 snapshot; embeddings and the other layers keep their fine-tuned weights) and score both
 held-out sets. When the target conflicts with the original domain, restoring any two fine-tuned
 layers lowers the original loss, so the first layers are compared with control pairs at an
-exchange rate: e(pair) = (original loss after − before) / max(target loss after − before,
-0.01 nats), the original loss recovered per nat of target loss given up. Primary effect
-(`normal`): e(0, 1) − median over the other adjacent pairs (k, k+1), k ≥ 2, of e. Claimed
-direction: < 0 (the first layers recover more per nat of target lost than a typical pair).
+exchange rate: e(pair) = (original loss after − before) / (target loss after − before), the
+original loss recovered per nat of target loss given up, defined only where the reset raised the
+target loss (a ratio over a cost ≤ 0 means nothing; until issue 21 the cost was floored at 0.01
+nats, a registered deviation). Primary effect (`normal`): e(0, 1) − median over the other
+adjacent pairs (k, k+1), k ≥ 2, whose e is defined. A seed whose pair-0-1 reset did not raise
+the target loss (or whose control pairs all did not) is left out of the primary, and counted in
+the notes. Claimed direction: < 0 (the first layers recover more per nat of target lost than a
+typical pair).
 Secondary `normal-uncontrolled`: the card's question as asked, original loss after resetting
 layers 0-1 − before. Each pair is reset once per seed, scoring both sets, and the evaluations
 are shared by both cases.
@@ -66,8 +70,9 @@ def pair_changes(run) -> dict[tuple[int, int], tuple[float, float]]:
     return _CHANGES[run.key]
 
 
-def first_pair_contrast(changes: dict[tuple[int, int], tuple[float, float]]) -> float:
-    """e(0, 1) − median over the pairs (k, k+1), k >= 2, of e (pair (1, 2) shares layer 1)."""
+def first_pair_contrast(changes: dict[tuple[int, int], tuple[float, float]]) -> float | None:
+    """e(0, 1) − median over the pairs (k, k+1), k >= 2, of e (pair (1, 2) shares layer 1);
+    None where it is undefined (`pair_contrast`)."""
     rates = {p: exchange_rate(o, t) for p, (o, t) in changes.items() if p == RESTORED or p[0] >= 2}
     return pair_contrast(rates, RESTORED)
 
@@ -81,12 +86,21 @@ def merge_back_first_layers(lab, seeds: list[int], case: str) -> Measured:
     orig_change = [c[RESTORED][0] for c in changes]
     target_change = [c[RESTORED][1] for c in changes]
     notes = {"target loss change of the layers 0-1 reset (cost)": target_change}
+    kept = list(range(len(seeds)))
     if case == "normal":
-        effects = [first_pair_contrast(c) for c in changes]
-        notes = {"exchange rate of layers 0-1": [exchange_rate(o, t) for o, t in zip(orig_change, target_change)],
-                 "original loss change of the layers 0-1 reset": orig_change, **notes}
+        contrasts = [first_pair_contrast(c) for c in changes]
+        kept = [i for i, e in enumerate(contrasts) if e is not None]
+        if len(kept) < 2:
+            raise ValueError(f"the exchange rate is undefined on {len(seeds) - len(kept)} of {len(seeds)} seeds "
+                             "(resetting the pairs did not raise the target loss): nothing to decide")
+        effects = [contrasts[i] for i in kept]
+        rates = [exchange_rate(orig_change[i], target_change[i]) for i in kept]
+        notes = {"exchange rate of layers 0-1": rates,
+                 "original loss change of the layers 0-1 reset": [orig_change[i] for i in kept],
+                 "target loss change of the layers 0-1 reset (cost)": [target_change[i] for i in kept],
+                 "seeds left out (exchange rate undefined)": [len(seeds) - len(kept)] * len(kept)}
     else:
         effects = orig_change
-    return Measured(effects=effects, seeds=seeds, runs=[r.key for r in runs], notes=notes,
+    return Measured(effects=effects, seeds=[seeds[i] for i in kept], runs=[r.key for r in runs], notes=notes,
                     plots=lambda: {"original gain vs target cost of the reset, per seed":
                                    cost_plot(orig_change, target_change, seeds)})
