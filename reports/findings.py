@@ -122,7 +122,7 @@ def table(body: Mapping[str, Any], *, registry=None) -> str:
                  f"{view.pval(d.get('p_adj'))} / {view.pval(d.get('p_ref_adj'))}" if primary else "—",
                  view.placebo_text(c) or "—", n)
         lines.append("| " + " | ".join(_cell(x) for x in cells) + " |")
-    return "\n".join(lines) + "\n" + regime_table(body)
+    return "\n".join(lines) + "\n" + regime_table(body) + kinds_table(body)
 
 
 def regime_table(body: Mapping[str, Any]) -> str:
@@ -146,6 +146,31 @@ def regime_table(body: Mapping[str, Any]) -> str:
         lines.append(f"| `{name}` | {k.get('op')} {view.num(k.get('threshold'))} | "
                      f"{k.get('seeds_passing')} / {len(k.get('values') or [])} | {median} | {spread} | "
                      + (", ".join(f"`{c}`" for c in sorted(k["claims"])) or "—") + " |")
+    return "\n".join(lines) + "\n"
+
+
+def kinds_table(body: Mapping[str, Any]) -> str:
+    """Per run kind the claims read (harness.claims.kinds): the regime numbers' seeds passing and
+    medians, at the registry's thresholds. The checks decide on the default pair only; the other
+    kinds are shown so a reader sees which runs reached the regime (a harder arm forgets on
+    purpose)."""
+    kinds = body.get("run_kinds")
+    if not kinds:
+        return ""
+    if isinstance(kinds, Mapping):
+        return f"\nRun kinds: not summarised ({_cell(kinds.get('error'))}).\n"
+    names = ("target_learned", "original_kept", "copies_refilled")
+    lines = ["", "Regime numbers per run kind (seeds passing / seeds, median; the checks decide on the "
+             "default `normal` and `contiguous` runs only):", "",
+             "| run kind | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
+    for k in kinds:
+        cells = []
+        for n in names:
+            c = (k.get("checks") or {}).get(n)
+            cells.append("—" if c is None else
+                         f"{c['passing']} / {len(c['values'])} ({c['op']} {view.num(c['threshold'])}), "
+                         f"median {view.num(c['median'])}")
+        lines.append(f"| {_cell(k['kind'])} | " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

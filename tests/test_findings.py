@@ -233,3 +233,18 @@ def test_one_scale_under_two_protocols_is_a_comparison_with_a_moved_column(body)
     assert table["`dups_more_responsive`"][2] == "refuted → supported"
     assert table["`o_proj_less_sensitive`"][2] == "—"
     assert findings.name([old, body]) == "tiny@v1+tiny"
+
+
+def test_run_kinds_are_tabled_from_the_provenance_through_the_baseline():
+    kinds = [{"kind": "contiguous", "seeds": [0, 1], "checks": {
+        "target_learned": {"values": [1.0, 0.7], "passing": 1, "median": 0.85, "op": ">=", "threshold": 0.8},
+        "copies_refilled": {"values": [0.4, 0.5], "passing": 2, "median": 0.45, "op": ">=", "threshold": 0.3}}}]
+    records = [*family([result("dups_more_responsive")])]
+    body = baseline.record(build.assemble(records, {**PROVENANCE, "run_kinds": {"tiny": kinds}}))["tiny"]
+    assert body["run_kinds"] == kinds
+    table = findings.table(body)
+    assert ("| contiguous | 1 / 2 (>= 0.8), median 0.85 | — | 2 / 2 (>= 0.3), median 0.45 |") in table
+    body["run_kinds"] = {"error": "ValueError: no runs"}
+    assert "Run kinds: not summarised (ValueError: no runs)." in findings.table(body)
+    body["run_kinds"] = []
+    assert "Regime numbers per run kind" not in findings.table(body)

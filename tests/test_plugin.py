@@ -535,7 +535,7 @@ def test_report_written_and_summarised(toy, uplab):
     out = uplab.path / "reports" / "out"
     result.stdout.fnmatch_lines([
         "*= uplab claims =*",
-        "2 primary results (Holm within each scale, alpha 0.05): 2 supported, 0 refuted, 0 inconclusive; 1 exploratory; 0 verdict(s) differ from the baseline",
+        "2 primary results (Holm within each scale, alpha 0.05): 2 supported, 0 smaller, 0 refuted, 0 inconclusive, 0 not in regime; 1 exploratory; 0 verdict(s) differ from the baseline",
         f"claim report: {out / 'index.html'} (data: {out / 'claims.json'})",
     ])
     doc = claims_json(uplab)

@@ -66,7 +66,8 @@ def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
         base = by_scale.setdefault(scale, {
             "schema": SCHEMA, "scale": scale, "commit": prov.get("git_commit") or "unknown",
             "recorded_at": prov.get("started_at") or "", "packages": prov.get("packages") or {},
-            "seeds": c.get("seeds"), "protocol": {}, "results": []})
+            "seeds": c.get("seeds"), "protocol": {}, "results": [],
+            "run_kinds": (prov.get("run_kinds") or {}).get(scale) or []})
         if c["id"] in registry.claims:
             base["protocol"][c["id"]] = registry.entry(c["id"]).protocol_hash
         d = c["decision"]

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 from harness.claims import NotApplicable
 from harness.claims.lab import deltas
-from harness.claims.time import mean_fill
+from harness.claims.kinds import fill_value, original_value, target_value
 
 DEFAULT_LAYOUT = "contiguous"
 
@@ -66,44 +66,28 @@ def _pair(lab, seed):
     return [lab.normal(seed), lab.upscaled(seed, DEFAULT_LAYOUT)]
 
 
-def _scores(run, domain: str) -> tuple[dict, dict]:
-    return run.scores(0)[domain], run.scores()[domain]
-
-
 def target_learned(lab, seed: int) -> tuple[float, bool]:
     """Worst of the two default fine-tunes: held-out target exact match at the end, or (free
     text) the held-out target loss drop as a fraction of its step-0 value."""
-    values, text = [], False
-    for run in _pair(lab, seed):
-        start, end = _scores(run, "target")
-        if end.get("acc") is None:
-            text = True
-            values.append((start["loss"] - end["loss"]) / start["loss"])
-        else:
-            values.append(end["acc"])
-    return min(values), text
+    values = [target_value(run) for run in _pair(lab, seed)]
+    return min(v for v, _ in values), any(text for _, text in values)
 
 
 def original_kept(lab, seed: int) -> tuple[float, bool]:
     """Worst of the two default fine-tunes: held-out original exact match at the end, or (free
     text) the original-domain loss rise in nats."""
     lab.needs("original")
-    exact, rises = [], []
-    for run in _pair(lab, seed):
-        start, end = _scores(run, "original")
-        if end.get("acc") is None:
-            rises.append(end["loss"] - start["loss"])
-        else:
-            exact.append(end["acc"])
-    return (max(rises), True) if rises else (min(exact), False)
+    values = [original_value(run) for run in _pair(lab, seed)]
+    if any(text for _, text in values):
+        return max(v for v, _ in values), True
+    return min(v for v, _ in values), False
 
 
 def copies_refilled(lab, seed: int) -> tuple[float, bool]:
     """The contiguous upscale's duplicates at the end: the smaller of the mean fills of o_proj and
     down_proj (fill = ‖W‖ / ‖W_source‖)."""
     lm = lab.layer_map(DEFAULT_LAYOUT)
-    rows = deltas(lab.upscaled(seed, DEFAULT_LAYOUT), lm)
-    return min(mean_fill(rows, ["o_proj"]), mean_fill(rows, ["down_proj"])), False
+    return fill_value(deltas(lab.upscaled(seed, DEFAULT_LAYOUT), lm)), False
 
 
 def trained_long_enough(lab, seed: int) -> tuple[float, bool]:
