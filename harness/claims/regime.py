@@ -111,15 +111,12 @@ def depth_needed(lab, seed: int) -> tuple[float, bool]:
     """The base itself: the median, over the layers of the seed's duplicated range mapped to this
     depth, of the original-domain held-out loss rise when that one layer is skipped (nats). A
     claim that ablates or reads the mapped range means nothing where its layers do no work."""
-    from harness.claims.function import heldout, loss, skip_rise
+    from harness.claims.function import skip_rises
     from harness.claims.settings import seed_layout_range
 
     lab.needs("original")
     start, end = seed_layout_range(lab.setting.depth)
-    run = lab.base(seed)
-    model, data = run.model(), heldout(run, "original")
-    before = loss(model, data)
-    costs = sorted(skip_rise(model, data, [layer], before) for layer in range(start, end))
+    costs = skip_rises(lab.base(seed), [[layer] for layer in range(start, end)], "original")
     return float(statistics.median(costs)), False
 
 

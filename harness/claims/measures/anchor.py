@@ -26,7 +26,7 @@ loss.
 
 from __future__ import annotations
 
-from harness.claims.function import heldout, loss, skip_rise
+from harness.claims.function import skip_rises
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
@@ -71,20 +71,16 @@ def anchor_holds_slice(lab, seeds: list[int], case: str) -> Measured:
     runs = [lab.upscaled(seed, strategy) for seed in seeds]
     effects, anchor_rises, matched_rises = [], [], []
     for run in runs:
-        model, target = run.model(), heldout(run, "target")
-        before = loss(model, target)
-        anchor_rises.append(skip_rise(model, target, [anchor], before))
-        matched_rises.append(skip_rise(model, target, [matched], before))
-        effects.append(anchor_rises[-1] - matched_rises[-1])
+        a, m = skip_rises(run, [[anchor], [matched]])
+        anchor_rises.append(a)
+        matched_rises.append(m)
+        effects.append(a - m)
 
     def plots():
         # reference for the caveat: per-layer rises in the upscale and the normal fine-tune, first seed
-        up_model, normal = runs[0].model(), lab.normal(seeds[0])
-        normal_model = normal.model()
-        t_up, t_n = heldout(runs[0], "target"), heldout(normal, "target")
-        up_before, normal_before = loss(up_model, t_up), loss(normal_model, t_n)
-        up_rises = [skip_rise(up_model, t_up, [i], up_before) for i in range(lm.num_layers)]
-        normal_rises = [skip_rise(normal_model, t_n, [i], normal_before) for i in range(lm.source_layers)]
+        normal = lab.normal(seeds[0])
+        up_rises = skip_rises(runs[0], [[i] for i in range(lm.num_layers)])
+        normal_rises = skip_rises(normal, [[i] for i in range(lm.source_layers)])
         return {f"target loss rise per skipped layer, seed {seeds[0]}":
                 rises_plot(up_rises, normal_rises, lm, anchor, seeds[0])}
 

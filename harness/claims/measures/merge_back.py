@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from harness.claims.function import exchange_rate, heldout, loss, pair_contrast, reset_losses
 from harness.claims.measured import Measured
+from harness.claims.memo import stored
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
 from harness.plots import new_figure
@@ -59,14 +60,18 @@ def pair_changes(run) -> dict[tuple[int, int], tuple[float, float]]:
     """Per adjacent pair (k, k+1): (original, target) held-out loss change when the pair is reset
     to the run's step-0 weights."""
     if run.key not in _CHANGES:
-        model, base = run.model(), run.state_dict(0)
-        datas = [heldout(run, "original"), heldout(run, "target")]
-        before = [loss(model, d) for d in datas]
-        changes = {}
-        for k in range(model.config.num_hidden_layers - 1):
-            after = reset_losses(model, datas, (k, k + 1), base)
-            changes[(k, k + 1)] = (after[0] - before[0], after[1] - before[1])
-        _CHANGES[run.key] = changes
+        def compute() -> list[list[float]]:
+            model, base = run.model(), run.state_dict(0)
+            datas = [heldout(run, "original"), heldout(run, "target")]
+            before = [loss(model, d) for d in datas]
+            out = []
+            for k in range(model.config.num_hidden_layers - 1):
+                after = reset_losses(model, datas, (k, k + 1), base)
+                out.append([k, after[0] - before[0], after[1] - before[1]])
+            return out
+
+        rows = stored(run, ["reset_pairs", "original", "target"], compute)
+        _CHANGES[run.key] = {(k, k + 1): (o, t) for k, o, t in rows}
     return _CHANGES[run.key]
 
 
