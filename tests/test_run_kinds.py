@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness import strategies
 from harness.claims import kinds
 from harness.claims.lab import Lab
 from harness.claims.registry import load
@@ -38,6 +39,8 @@ def test_layouts_and_deep_bases_are_named():
     for strategy in ("interleaved", "single", "block"):
         plan = plan_for(strategy, 16)
         assert kinds.label(_default(0, plan), _default(0, plan), 16) == strategy
+    five = strategies.contiguous(6, 7, num_layers=16, copies=5)
+    assert kinds.label(_default(0, five), _default(0, five), 16) == "plan (21 layers)"
     deep = finetune(tiny_base(0, preset="tiny@28"), seed=0, **tiny_setting().finetune)
     assert kinds.label(deep, _default(), 16) == "normal · base of 28 layers"
 

@@ -57,7 +57,7 @@ def layout_of(spec: RunSpec, depth: int) -> str:
     for strategy in STRATEGIES:
         if plan_for(strategy, depth).text == spec.plan.text:
             return strategy
-    return f"plan ({spec.plan.num_layers} layers)"
+    return f"plan ({sum(b - a for a, b in spec.plan.ranges())} layers)"
 
 
 def _fmt(x) -> str:
