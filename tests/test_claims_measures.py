@@ -50,7 +50,7 @@ CHEAP = {("dups_more_responsive", "contiguous"): "dups", ("dups_more_responsive"
          ("slice_own_gradient", "break"): None, ("upscale_perturbs_profile", "contiguous"): None,
          ("post_norm_moves_in_dups", "contiguous"): "dups", ("upscale_retains_more", "contiguous"): None,
          ("anchor_holds_slice", "contiguous"): None, ("slices_self_connected", "contiguous"): None,
-         ("merge_back_first_layers", "normal"): None}
+         }
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,33 @@ def test_plots_are_made_only_when_asked(short_lab):
     m = MEASURES["top_down_gradient"](short_lab, [0, 1], "descent")
     figures = m.plots()
     assert figures and all(isinstance(f, matplotlib.figure.Figure) for f in figures.values())
+
+
+def test_merge_back_leaves_out_seeds_whose_exchange_rate_is_undefined(monkeypatch):
+    """Issue 21: no floor. A seed whose pair-0-1 reset cost no target loss has no exchange rate:
+    it is left out of the primary and counted; fewer than two seeds left is an error."""
+    from harness.claims.measures import merge_back
+
+    ok = {(0, 1): (-1.0, 0.5), (2, 3): (-0.2, 0.4), (3, 4): (-0.1, 0.0)}  # (3, 4): undefined control
+    free = {(0, 1): (-1.0, 0.0), (2, 3): (-0.2, 0.4)}  # pair 0-1 cost nothing
+    changes = {0: ok, 1: free, 2: ok}
+
+    class Run:
+        def __init__(self, seed):
+            self.seed, self.key = seed, f"run{seed}"
+
+    class FakeLab:
+        def needs(self, domain):
+            pass
+
+        def normal(self, seed):
+            return Run(seed)
+
+    monkeypatch.setattr(merge_back, "pair_changes", lambda run: changes[run.seed])
+    m = merge_back.merge_back_first_layers(FakeLab(), [0, 1, 2], "normal")
+    assert m.seeds == (0, 2) and m.effects == pytest.approx([-2.0 - (-0.5), -1.5])
+    assert m.notes["seeds left out (exchange rate undefined)"] == [1, 1]
+    assert len(m.runs) == 3  # every run read is named, the left-out one too
+    with pytest.raises(ValueError, match="undefined on 2 of 3 seeds"):
+        changes[2] = free
+        merge_back.merge_back_first_layers(FakeLab(), [0, 1, 2], "normal")

@@ -29,6 +29,8 @@ SCHEMA = "uplab.probe/1"
 
 
 def _path(run, what: Sequence) -> Path | None:
+    if getattr(run, "path", None) is None:
+        return None  # a stand-in run, not a cache entry
     entry = Path(run.path)
     if not (entry / "COMPLETE").is_file():
         return None
