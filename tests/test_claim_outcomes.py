@@ -107,7 +107,7 @@ class _BaseLab:
         class Run:
             spec = lab.spec
 
-            def model(self):
+            def model(self, step=None):
                 return lab.model
         return Run()
 
