@@ -51,3 +51,30 @@ def test_a_torn_file_is_recomputed_and_a_foreign_run_never_written(tmp_path):
     assert memo.stored(elsewhere, ["x"], lambda: 3.5) == 3.5
     assert memo.stored(elsewhere, ["x"], lambda: 4.5) == 4.5
     assert not (tmp_path / "probes").exists()
+
+
+def test_weight_deltas_read_back_from_disk_equal_the_computed_rows(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from harness import tiny
+    from harness.claims import lab as lab_mod
+    from harness.runs.result import snapshot_name
+
+    run = _entry(tmp_path)
+    model = tiny.build(tiny.preset("tiny"), 0)
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, run.path / snapshot_name(0))
+    torch.manual_seed(0)
+    save_file({k: v + 0.01 * torch.randn_like(v) for k, v in state.items()}, run.path / snapshot_name(8))
+    (tmp_path / "config.json").write_text("{}")
+    run.snapshot_path = lambda step=None: run.path / snapshot_name(8 if step is None else step)
+
+    lab_mod._DELTAS.clear()
+    first = lab_mod.deltas(run, None)
+    assert list((tmp_path / "cache" / "probes" / "abc123").glob("*.json"))
+    lab_mod._DELTAS.clear()
+    for f in run.path.glob("step-*.safetensors"):
+        f.unlink()  # read back, not recomputed: the snapshots are gone
+    again = lab_mod.deltas(run, None)
+    assert again == first and first and all(isinstance(r, lab_mod.DeltaRow) for r in again)

@@ -1,4 +1,5 @@
-"""Probe results kept on disk beside the runs they probe, so a warm session does not score again.
+"""Probe results and weight deltas kept on disk beside the runs they read, so a warm session
+does not compute them again.
 
 A measure that skips or resets layers of a finished run and scores the held-out sets computes
 numbers that depend only on the run's snapshot, the probe and the scoring code. A warm session
@@ -9,8 +10,12 @@ the torch version. Only runs that live in a suite's cache (a COMPLETE entry) are
 checkpoint trained elsewhere is probed afresh each time. A stored value is the JSON round trip
 of the computed one: Python floats survive it bit for bit.
 
-Bump SCHEMA when the scoring (harness.train.evaluate) or a probe (harness.measure.probes, the
-reset in harness.claims.function) changes what it computes.
+Weight deltas between two snapshots (`harness.claims.lab.deltas`) are kept the same way: they
+were the next 20 % of a warm session.
+
+Bump SCHEMA when the scoring (harness.train.evaluate), a probe (harness.measure.probes, the
+reset in harness.claims.function) or the weight deltas (harness.measure.deltas) change what they
+compute.
 """
 
 from __future__ import annotations
