@@ -61,11 +61,29 @@ def test_secondary_cases_inherit_and_override_the_primary():
     (lambda t: t + "  broken: [", "not valid YAML"),
     (lambda t: t.replace("sesoi: 0.1\n", "sesoi: .inf\n", 1), "sesoi: Input should be a finite number"),
     (lambda t: t + "  listed: [1, 2]\n", "claims.listed: expected a mapping of fields, got list"),
+    # issue 25: a one-run form is registered with its metric and unit, never as a bare flag
+    (lambda t: t.replace("    within:\n      metric:", "    within: true\n    within_old:\n      metric:", 1),
+     "describe the one-run form: within: {metric, unit, needs?}"),
+    (lambda t: t.replace("      unit: \"duplicated source layer (copies", "      unitx: \"duplicated source layer (copies", 1),
+     "within.unit: Field required"),
 ])
 def test_a_malformed_registry_is_one_line_naming_the_field(edit, message):
     with pytest.raises(UplabError) as info:
         parse(edit(REGISTRY.read_text()), "registry.yaml")
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_every_weight_delta_claim_at_full_has_a_registered_one_run_form():
+    """Issue 25: what a manifest decides is registered before any result, with its unit."""
+    from harness.claims.registry import load
+
+    forms = {cid: e.within for cid, e in load().claims.items() if e.within}
+    assert {"first_layers_outliers", "upscale_perturbs_profile", "dups_saturate",
+            "slices_self_connected"} <= set(forms)
+    assert len(forms) == 9
+    for cid, form in forms.items():
+        assert "full" in load().entry(cid).scales, cid  # a manifest runs at `full`
+        assert "test" in form.metric and form.unit, cid
 
 
 def test_the_protocol_hash_covers_the_primary_only():

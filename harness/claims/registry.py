@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import UplabError, yaml_problem
 
@@ -97,6 +97,16 @@ class RegimeCheck(Threshold):
     text: Threshold | None = None  # the form on domains without exact answers (real text)
 
 
+class WithinForm(_Frozen):
+    """A claim's one-run form: how it is decided from one fine-tune trained elsewhere (a manifest
+    of checkpoints, `--checkpoints`), registered before any manifest result. Layers, slices or
+    fine-tunes become the units; `unit` names them and says how the effective n is counted."""
+
+    metric: str = Field(min_length=20)
+    unit: str = Field(min_length=5)
+    needs: str | None = None  # what the manifest must hold beyond one upscale run, and why
+
+
 class Entry(_Frozen):
     """One claim of the registry."""
 
@@ -108,12 +118,22 @@ class Entry(_Frozen):
     controls: tuple[str, ...] = ()
     secondary: tuple[Secondary, ...] = ()
     scales: tuple[Literal["tiny", "small", "full", "real"], ...]
-    within: bool = False  # has a within-run form (one run trained elsewhere)
+    within: WithinForm | None = None  # the one-run form, where the claim has one
     notes: dict[str, str] = {}
     deviations: tuple[Deviation, ...] = ()
     # regime checks (the registry's `regime_checks`) its runs must pass for a verdict to mean anything
     regime: tuple[str, ...] = ()
     construction: str = Field(min_length=20)  # why the primary cannot hold (or fail) by construction
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _within_described(cls, value):
+        if isinstance(value, bool):  # registries before issue 25 said only `within: true`
+            if not value:
+                return None
+            raise ValueError("describe the one-run form: within: {metric, unit, needs?} "
+                             "(how one fine-tune trained elsewhere decides the claim, and its units)")
+        return value
 
     @model_validator(mode="after")
     def _cases_unique(self):
