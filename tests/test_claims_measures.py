@@ -40,7 +40,9 @@ def test_an_unknown_case_names_the_valid_ones_before_any_run(claim_id):
 # with the units of the within-run form where the claim has one: "roles" (one dup unit per
 # duplicated source layer, one orig unit per orig layer), "dups" (the dup units alone, or one
 # paired unit per duplicated source layer: dups_more_responsive's depth-matched contrast),
-# "modules" (one per module: the contiguous layout's slices all copy the same source range).
+# "modules" (one per module: the contiguous layout's slices all copy the same source range),
+# "dups-matched" (one per duplicated source with a copy that has within- and across-slice pairs
+# at a shared distance: at most the dup units).
 CHEAP = {("dups_more_responsive", "contiguous"): "dups", ("dups_more_responsive", "contiguous-all-layers"): "roles",
          ("upscale_room", "contiguous"): None, ("upscale_retains_more", "contiguous-same-steps"): None,
          ("merge_back_first_layers", "normal-uncontrolled"): None,
@@ -49,7 +51,7 @@ CHEAP = {("dups_more_responsive", "contiguous"): "dups", ("dups_more_responsive"
          ("first_layers_outliers", "normal"): None, ("slice_own_gradient", "within"): "modules",
          ("slice_own_gradient", "break"): None, ("upscale_perturbs_profile", "contiguous"): None,
          ("post_norm_moves_in_dups", "contiguous"): "dups", ("upscale_retains_more", "contiguous"): None,
-         ("anchor_holds_slice", "contiguous"): None, ("slices_self_connected", "contiguous"): None,
+         ("anchor_holds_slice", "contiguous"): None, ("slices_self_connected", "contiguous"): "dups-matched",
          }
 
 
@@ -83,7 +85,10 @@ def test_measures_give_one_finite_effect_per_seed(short_lab, claim_id, case):
         assert m.within is None
     else:
         assert REGISTRY.entry(claim_id).within
-        assert m.within.n == units(short_lab, kind)  # copies of one source layer counted once
+        if kind == "dups-matched":
+            assert 1 <= m.within.n <= units(short_lab, "dups")
+        else:
+            assert m.within.n == units(short_lab, kind)  # copies of one source layer counted once
         assert all(math.isfinite(v) for g in m.within.groups for v in g)
 
 

@@ -22,11 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny base and a 2-epoch fine-tune (8 steps an epoch) of its contiguous upscale."""
+    """A tiny base and a 2-epoch fine-tune (8 steps an epoch, snapshots every 4 steps) of its
+    contiguous upscale."""
     cache = tmp_path_factory.mktemp("cache")
     base = tiny_base(0, preset="tiny8", steps=40)
-    run = finetune(base, plan=plan_for("contiguous", 8), epochs=2, data=_target(8 * 32))
+    run = finetune(base, plan=plan_for("contiguous", 8), epochs=2, snapshots=(0, 4, 12), data=_target(8 * 32))
     return get_or_run(base, cache), get_or_run(run, cache)
+
+
+@pytest.fixture(scope="module")
+def normal(trained, tmp_path_factory):
+    """An ordinary fine-tune of the same base: a control pair (base, tuned)."""
+    base, _ = trained
+    run = finetune(base.spec, plan=None, epochs=1, snapshots=(0,), data=_target(8 * 32), seed=1)
+    return get_or_run(run, tmp_path_factory.mktemp("normal"))
 
 
 def _target(size):
@@ -99,11 +108,18 @@ def test_not_yaml(tmp_path):
         load_manifest(path)
 
 
-def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
-    """`pytest hypotheses/ --scale full --checkpoints M`: the weight-delta claims decide over the
-    layers of the one run and say so; claims that need training or seeds skip with the reason."""
+def control_of(run, name="tiny x target") -> dict:
+    return {"name": name, "base": str(run.snapshot_path(0)), "tuned": str(run.snapshot_path())}
+
+
+def test_suite_on_a_manifest_falls_back_within_run(trained, normal, tmp_path):
+    """`pytest hypotheses/ --scale full --checkpoints M`: every claim with a one-run form decides
+    over the units of the one run (and its control pair) and says so; claims that need training or
+    seeds skip with the reason."""
     base, run = trained
-    manifest = write_manifest(tmp_path, base, run)
+    snaps = [{"path": str(run.snapshot_path(s)), "step": s, **({"epoch": s // 8} if s % 8 == 0 else {})}
+             for s in (4, 8, 12, 16)]
+    manifest = write_manifest(tmp_path, base, run, {"snapshots": snaps, "controls": [control_of(normal)]})
     out = tmp_path / "report"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "hypotheses/", "--scale", "full", "--checkpoints", str(manifest),
@@ -120,27 +136,41 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, tmp_path):
     decided = {c["id"]: c for c in claims}
     # the within-run claims, and only the manifest's one layout (contiguous)
     assert set(decided) == {"dups_more_responsive", "post_norm_moves_in_dups", "o_proj_less_sensitive",
-                            "dup_rate_not_slowing", "slice_own_gradient"}, proc.stdout[-3000:]
+                            "dup_rate_not_slowing", "slice_own_gradient", "first_layers_outliers",
+                            "upscale_perturbs_profile", "dups_saturate", "slices_self_connected"}, proc.stdout[-3000:]
+    from harness.claims.registry import load
+
+    units = {"first_layers_outliers": 2, "upscale_perturbs_profile": (14 - 2) + (8 - 2),
+             "dups_saturate": 3, "slices_self_connected": 2}  # fine-tunes, interior layers, dup sources
+    # (slices_self_connected: a middle copy has within-slice pairs at distance 1 only, and no
+    # across-slice pair at 1, so it is left out; sources 3 and 5 remain)
     for c in claims:
-        primary_case = "within" if c["id"] == "slice_own_gradient" else "contiguous"
+        primary_case = {"slice_own_gradient": "within", "first_layers_outliers": "normal"}.get(c["id"], "contiguous")
         # exploratory cases with a within-run form on the manifest's one layout are decided too
         assert c["scale"] == "full" and (c["case"] == primary_case if c["primary"] else
-                                         c["case"] in ("contiguous-all-layers", "contiguous-unmatched"))
+                                         c["case"] in ("contiguous-all-layers", "contiguous-unmatched",
+                                                       "contiguous-uncontrolled"))
         assert c["decision"]["within_run"] is True and c["decision"]["n"] == 1
-        assert c["method"].startswith("within-run: units (source layers) are not independent replicates")
+        assert c["method"].startswith("within-run: units (layers, slices or fine-tunes of one manifest) are not independent replicates")
         # the effective n is counted in independent units (copies of one source layer are one),
         # and no seed list is shown that was not used
-        assert "of one run trained elsewhere" in c["units"] and c["seeds"] is None and c["effects"] is None
+        assert "from one manifest (checkpoints trained elsewhere)" in c["units"] and c["seeds"] is None and c["effects"] is None
         assert int(c["units"].split()[0]) < 14 + 6  # fewer units than output layers (dup copies merged)
         if c["primary"]:
-            assert c["family"]["size"] == 5 and "upscale_room" in c["family"]["not_decided"]
+            assert c["family"]["size"] == 9 and "upscale_room" in c["family"]["not_decided"]
+            # the registered one-run form, its unit named in the effective n
+            form = load().entry(c["id"]).within
+            assert c["protocol"]["within"]["unit"] == form.unit and form.unit in c["units"], c["id"]
+            if c["id"] in units:
+                assert c["units"].startswith(f"{units[c['id']]} × "), (c["id"], c["units"])
     assert "--checkpoints gives one run trained elsewhere" in proc.stdout
     assert "the manifest holds one upscale" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     # a within-run verdict may differ from the seed-level expectation; nothing else may fail
     failed = [line for line in proc.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     assert all(any(f"::test_{name}" in line or name in line for name in
-                   ("dups_more_responsive", "post_norm", "o_proj", "dup_rate", "slice_own_gradient[full-within]"))
+                   ("dups_more_responsive", "post_norm", "o_proj", "dup_rate", "slice_own_gradient[full-within]",
+                "first_layers", "upscale_perturbs", "dups_saturate", "slices_self"))
                for line in failed), failed
 
 
@@ -205,3 +235,47 @@ def test_unreadable_manifests_are_one_line(tmp_path):
         with pytest.raises(UplabError, match=message) as e:
             load_manifest(path)
         assert "\n" not in str(e.value)
+
+
+# ---- issue 25: control pairs, and what a manifest without them cannot decide ----
+
+@pytest.mark.parametrize("control, message", [
+    (lambda b, r, n: {"name": "same", "base": str(n.snapshot_path(0)), "tuned": str(n.snapshot_path(0))},
+     r"control 1 \('same'\): tuned equals its base \(no weight has moved\)"),
+    (lambda b, r, n: {"name": "grown", "base": str(n.snapshot_path(0)), "tuned": str(r.snapshot_path())},
+     r"control 1 \('grown'\): tuned has depth 14 but its base has 8; a control is one ordinary fine-tune"),
+    (lambda b, r, n: {"name": "gone", "base": "nowhere", "tuned": str(n.snapshot_path())},
+     r"control 1 \('gone'\) base 'nowhere' does not exist"),
+    (lambda b, r, n: {"name": "", "base": str(n.snapshot_path(0)), "tuned": str(n.snapshot_path())},
+     "controls.0.name: String should have at least 1 character"),
+], ids=["never-moved", "an-upscale", "missing", "unnamed"])
+def test_a_bad_control_pair_is_one_line(trained, normal, tmp_path, control, message):
+    base, run = trained
+    path = write_manifest(tmp_path, base, run, {"controls": [control(base, run, normal)]})
+    with pytest.raises(UplabError, match=message) as e:
+        load_manifest(path)
+    assert "\n" not in str(e.value)
+
+
+def test_control_names_are_unique(trained, normal, tmp_path):
+    base, run = trained
+    path = write_manifest(tmp_path, base, run, {"controls": [control_of(normal), control_of(normal)]})
+    with pytest.raises(UplabError, match=r"control names \['tiny x target', 'tiny x target'\] must be unique"):
+        load_manifest(path)
+
+
+@pytest.mark.parametrize("claim_id, case, reason", [
+    ("first_layers_outliers", "normal", "needs control pairs in the manifest"),
+    ("upscale_perturbs_profile", "contiguous", "needs control pairs in the manifest"),
+    ("dups_saturate", "contiguous", "needs at least 3 snapshots in the manifest, it has 2: a growth ratio"),
+    ("dups_saturate", "contiguous-sgd", r"needs runs trained by the suite \(the SGD control arm\)"),
+])
+def test_a_manifest_that_cannot_decide_a_form_says_why(trained, tmp_path, claim_id, case, reason):
+    from harness.claims import NotApplicable
+    from harness.claims.lab import ManifestLab
+    from harness.claims.measures import MEASURES
+
+    base, run = trained
+    lab = ManifestLab(load_manifest(write_manifest(tmp_path, base, run)))  # 2 snapshots, no controls
+    with pytest.raises(NotApplicable, match=reason):
+        MEASURES[claim_id](lab, [0], case)

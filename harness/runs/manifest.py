@@ -7,10 +7,14 @@
     snapshots:                                   # the fine-tune's checkpoints, in training order
       - {path: /ckpt/epoch-1, epoch: 1}
       - {path: /ckpt/epoch-2, epoch: 2, step: 1250}
+    controls:                                    # optional: ordinary (not upscaled) fine-tunes
+      - {name: Small x Cydonia, base: /models/Mistral-Small-Instruct-2409, tuned: /models/Cydonia-22B}
 
 A snapshot is an HF folder (sharded or not) or one .safetensors file. `step` is optional (the
 snapshot's position, 1, 2, ..., when no snapshot gives one); steps and the epochs given strictly
-increase. The upscaled model is step 0. Besides config.json and safetensors headers, a sample of
+increase. The upscaled model is step 0. A control pair is a (base, fine-tuned) pair of HF folders
+of one ordinary fine-tune, any architecture uplab reads, named for the report: what the card
+compared its upscale's heatmaps with. Besides config.json and safetensors headers, a sample of
 each tensor is read to check the plan against the upscaled weights and that the snapshots moved
 (harness.runs.manifest_check); weight deltas stream the files later.
 """
@@ -38,11 +42,36 @@ class SnapshotEntry(Frozen):
     step: int | None = Field(None, ge=1)
 
 
+class ControlEntry(Frozen):
+    name: str = Field(min_length=1, max_length=80)
+    base: str
+    tuned: str
+
+
 class ManifestFile(Frozen):
     base: str
     upscale: str
     upscaled: str
     snapshots: list[SnapshotEntry] = Field(min_length=1)
+    controls: list[ControlEntry] = []
+
+
+@dataclass(frozen=True)
+class ControlPair:
+    """An ordinary fine-tune named in a manifest, read like a run with two snapshots."""
+
+    name: str
+    base: Path
+    tuned: Path
+    model_type: str
+    depth: int
+
+    @property
+    def key(self) -> str:
+        return f"control:{self.name}"
+
+    def snapshot_path(self, step: int | None = None) -> Path:
+        return self.base if step == 0 else self.tuned
 
 
 def _config(path: Path) -> dict:
@@ -66,6 +95,7 @@ class ManifestRun:
     snapshots: tuple[tuple[int, int | None, Path], ...]  # (step, epoch, path), in order
     model_type: str
     base_depth: int
+    controls: tuple[ControlPair, ...] = ()
 
     @property
     def key(self) -> str:
@@ -134,7 +164,8 @@ def load_manifest(path: str | Path) -> ManifestRun:
         m = ManifestFile.model_validate(raw if raw is not None else {})
     except ValidationError as e:
         raise invalid(e, f"manifest {source}: ", where="manifest",
-                      hint=" (keys: base, upscale, upscaled, snapshots: [{path, epoch?, step?}])") from None
+                      hint=" (keys: base, upscale, upscaled, snapshots: [{path, epoch?, step?}], "
+                           "controls?: [{name, base, tuned}])") from None
 
     def existing(text: str, what: str) -> Path:
         p = _resolved(source.parent / Path(text).expanduser(), f"manifest {source}: {what}")
@@ -160,15 +191,28 @@ def load_manifest(path: str | Path) -> ManifestRun:
 
     facts, depth = config_facts(_config(base), base / "config.json")
     plan = load_plan(plan_path)  # a folder, bad YAML or a bad range: one line naming it
+    controls = tuple(_control(c, i, existing) for i, c in enumerate(m.controls))
+    names = [c.name for c in controls]
+    if len(set(names)) != len(names):
+        raise UplabError(f"manifest {source}: control names {names} must be unique (the report "
+                         "names each control by it)")
     run = ManifestRun(source=source, base=base, plan=plan, upscaled=upscaled,
-                      snapshots=snaps, model_type=facts.name, base_depth=depth)
+                      snapshots=snaps, model_type=facts.name, base_depth=depth, controls=controls)
     want = run.layer_map.num_layers
     for label, p in [("upscaled", upscaled)] + [(f"snapshot {i + 1}", s[2]) for i, s in enumerate(snaps)]:
         if _depth(p) != want:
             raise UplabError(f"manifest {source}: {label} has {_depth(p)} layers but the upscale config "
                              f"on the {run.base_depth}-layer base gives {want}; give matching checkpoints")
-    from harness.runs.manifest_check import check_plan, check_snapshots
+    from harness.runs.manifest_check import check_controls, check_plan, check_snapshots
 
     check_snapshots(run)
     check_plan(run)
+    check_controls(run)
     return run
+
+
+def _control(entry: ControlEntry, i: int, existing) -> ControlPair:
+    what = f"control {i + 1} ({entry.name!r})"
+    base, tuned = existing(entry.base, f"{what} base"), existing(entry.tuned, f"{what} tuned")
+    facts, depth = config_facts(_config(base), base / "config.json")
+    return ControlPair(name=entry.name, base=base, tuned=tuned, model_type=facts.name, depth=depth)

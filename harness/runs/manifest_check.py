@@ -6,6 +6,8 @@ read against the plan: every copy of a source layer equals that layer's first (o
 the plan's scale (zeroed modules are zero), and orig copies equal the base's layer where the base
 is a readable checkpoint. Snapshots must be the same model (model_type, width) and must have
 moved from the upscaled model (identical ones would divide by zero in every relative change).
+A control pair must be one ordinary fine-tune: its tuned model the base's kind, width and depth,
+and moved from it.
 
 Only the first SAMPLE elements of each tensor are compared: enough to tell two trained layers
 apart, and constant time per tensor, so a 39B manifest is checked in seconds, not by reading 80 GB.
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 
 from harness import arch as arch_facts
-from harness.checkpoint import Checkpoint, read_config
+from harness.checkpoint import Checkpoint, config_facts, read_config
 from harness.errors import UplabError
 
 SAMPLE = 4096  # elements compared per tensor
@@ -96,3 +98,25 @@ def check_snapshots(run) -> None:
             return
     raise UplabError(f"manifest {run.source}: the last snapshot equals the upscaled model (no weight has "
                      "moved): the snapshots are not of a fine-tune; give the fine-tune's checkpoints")
+
+
+def check_controls(run) -> None:
+    """Every control pair is an ordinary fine-tune: same kind, width and depth, and it moved."""
+    for i, c in enumerate(run.controls):
+        what = f"manifest {run.source}: control {i + 1} ({c.name!r})"
+        have = read_config(c.tuned if c.tuned.is_dir() else c.tuned.parent)
+        want = read_config(c.base if c.base.is_dir() else c.base.parent)
+        facts = {"model_type": (have.get("model_type"), want.get("model_type")),
+                 "hidden_size": (have.get("hidden_size"), want.get("hidden_size")),
+                 "depth": (config_facts(have, c.tuned)[1], c.depth)}
+        for key, (mine, theirs) in facts.items():
+            if mine != theirs:
+                raise UplabError(f"{what}: tuned has {key} {mine!r} but its base has {theirs!r}; a "
+                                 "control is one ordinary fine-tune of its base (not an upscale): "
+                                 "give the pair's two checkpoints")
+        base = _open(c.base, f"control {i + 1} base", run.source)
+        tuned = _open(c.tuned, f"control {i + 1} tuned", run.source)
+        if not any(name in tuned.tensors and not torch.equal(_first(base, name), _first(tuned, name))
+                   for name in base.names()):
+            raise UplabError(f"{what}: tuned equals its base (no weight has moved); give the "
+                             "fine-tuned checkpoint")

@@ -32,7 +32,7 @@ from harness.stats.labels import label_null, two_sample_p
 from harness.stats.pvalues import support_and_refutation
 from harness.stats.signflip import signflip_method, signflip_p
 
-CAVEAT = "within-run: units (source layers) are not independent replicates"
+CAVEAT = "within-run: units (layers, slices or fine-tunes of one manifest) are not independent replicates"
 
 
 def within_run(

@@ -25,6 +25,13 @@ its gradient's size rather than AdamW's ~lr per element. The AIC comparison
 (saturating − linear, > 0 favours the ceiling), the normal curve's growth ratio and the
 step-time growth ratio are reported beside it.
 
+One-run form (a manifest with 3 snapshots or more): per duplicated source layer, the growth
+ratio over the manifest's steps of its copies' mean fill of o_proj/down_proj minus that of its own
+original's mean relative change of o_proj/down_proj (the same run's schedule is the control: the
+manifest gives no learning-rate schedule), one sample over the duplicated sources; for
+`contiguous-uncontrolled`, the copies' growth ratio − 1. The fill meter (`harness.claims.fill`)
+is shown beside it.
+
 Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction: the duplicates' fill slows less per unit of learning rate
 than ordinary layers' change does.
 """
@@ -34,10 +41,12 @@ from __future__ import annotations
 import math
 
 from harness.claims.lab import deltas
-from harness.claims.measured import Measured
+from harness.claims.measured import Measured, Within
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.claims.time import Long, cumulative_lr, long_normal_run, long_run, mean_fill, mean_rel
+from harness.claims.patterns import layer_means
+from harness.claims.time import ZEROED, Long, cumulative_lr, long_normal_run, long_run, mean_fill, mean_rel
+from harness.claims.units import DUP_SOURCE_PAIRED, by_source
 from harness.plots import new_figure
 from harness.stats import saturation
 
@@ -85,9 +94,46 @@ def fit_table(fits, step_fits, seeds):
     return fig
 
 
+def one_run(lab, case: str) -> Measured:
+    """A manifest: growth ratios over its snapshots, per duplicated source layer."""
+    from harness.claims import fill
+
+    if case == "contiguous-sgd":
+        lab.needs_training("the SGD control arm")
+    lab.snapshots_at_least(3, "a growth ratio compares the slopes of the first and the last half "
+                              "of the points (the upscaled model at step 0, then each snapshot)")
+    lm = lab.layer_map("contiguous")
+    run = lab.upscaled(0, "contiguous")
+    steps = run.steps
+    rows = [deltas(run, lm, 0, s) for s in steps[1:]]
+    dup_fill = [by_source(layer_means(r, ZEROED, "fill"), lm, "dup") for r in rows]
+    orig_rel = [layer_means(r, ZEROED, "rel") for r in rows]
+
+    def ratio(series: list[float]) -> float:
+        return saturation(steps, [0.0, *series]).growth_ratio
+
+    dup_ratio = {s: ratio([f[s] for f in dup_fill]) for s in dup_fill[0]}
+    if case == "contiguous-uncontrolled":
+        units = tuple(r - 1 for r in dup_ratio.values())
+        within = Within((units,), unit="duplicated source layer (its copies averaged)")
+        notes = {}
+    else:
+        orig = [by_source(o, lm, "orig") for o in orig_rel]  # per step: source -> its original's change
+        orig_ratio = {s: ratio([o[s] for o in orig]) for s in dup_ratio}
+        units = tuple(dup_ratio[s] - orig_ratio[s] for s in dup_ratio)
+        within = Within((units,), unit=DUP_SOURCE_PAIRED)
+        notes = {"growth ratio, dup fill, per source": list(dup_ratio.values()),
+                 "growth ratio, own original's o/down change, per source": list(orig_ratio.values())}
+    meter = fill.fill_meter(lambda s: deltas(run, lm, 0, s), steps[1:], lm)
+    return Measured(effects=[sum(units) / len(units)], seeds=[0], runs=[run.key], within=within,
+                    notes=notes, plots=lambda: {"fill meter": fill.plot(meter)})
+
+
 @measure("dups_saturate", first=("contiguous", "contiguous-sgd"))
 def dups_saturate(lab, seeds: list[int], case: str) -> Measured:
     check_case("dups_saturate", case, CASES)
+    if lab.single_run:
+        return one_run(lab, case)
     lab.needs_training("its learning-rate schedule and snapshots every quarter epoch")
     lm = lab.layer_map("contiguous")
     grid = Long(lab.epoch_steps).grid
