@@ -15,6 +15,7 @@ COMMANDS = (
     "harness.commands.strategy",
     "harness.commands.tiny",
     "harness.commands.diff",
+    "harness.commands.fill",
     "harness.commands.train",
     "harness.commands.resources",
     "reports.command",

@@ -10,13 +10,17 @@ printed on the right, so rows remain comparable in absolute terms.
 With a layer map, a strip above the heatmap colours every layer by role (orig/dup) and vertical
 lines mark slice starts. Undefined cells (e.g. `rel` of a zeroed duplicate module) are grey.
 
+Panels meant to be compared by eye (an upscale's snapshots beside ordinary fine-tunes, as the card
+compared Samples A-C with its controls) share one robust scale per module (`shared_scales`: the
+row rule over every panel's values of that module), passed as `scales=`.
+
 A rate-of-change view is the same picture of snapshot k vs snapshot k+1: `plot_diff` takes any
 two snapshots (paths or state dicts), so "epoch 2 vs epoch 1" is `plot_diff(e1, e2)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -53,6 +57,19 @@ def row_scales(values: np.ndarray, fence: float = 1.5) -> np.ndarray:
     return scales
 
 
+def shared_scales(panels: Sequence[Sequence[DeltaRow] | DeltaMatrix], metric: str,
+                  fence: float = 1.5) -> dict[str, float]:
+    """Per module: one robust scale over every panel's values of that module (`row_scales` of
+    them pooled), so that several heatmaps compare by eye and no single layer sets the scale."""
+    pooled: dict[str, list[np.ndarray]] = {}
+    for panel in panels:
+        m = panel if isinstance(panel, DeltaMatrix) else pivot(list(panel), metric)
+        for i, module in enumerate(m.modules):
+            pooled.setdefault(module, []).append(m.values[i])
+    return {module: float(row_scales(np.concatenate(rows)[None, :], fence)[0])
+            for module, rows in pooled.items()}
+
+
 def plot_deltas(
     deltas: Sequence[DeltaRow] | DeltaMatrix,
     *,
@@ -61,8 +78,10 @@ def plot_deltas(
     scale: Literal["row", "global"] = "row",
     fence: float = 1.5,
     title: str | None = None,
+    scales: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Heatmap of one metric; `scale="global"` is the seed's single colour scale, for contrast.
+    """Heatmap of one metric; `scale="global"` is the seed's single colour scale, for contrast;
+    `scales` (module -> scale, e.g. `shared_scales` of several panels) overrides both.
 
     Rows with no defined cell (e.g. `fill` of modules no duplicate zeroed) are left out.
     """
@@ -70,7 +89,13 @@ def plot_deltas(
     keep = [i for i in range(len(m.modules)) if np.isfinite(m.values[i]).any()] or list(range(len(m.modules)))
     modules, values = [m.modules[i] for i in keep], m.values[keep]
     n_rows, n_layers = len(modules), len(m.layers)
-    if scale == "row":
+    given = scales
+    if given is not None:
+        missing = [mod for mod in modules if mod not in given]
+        if missing:
+            raise ValueError(f"scales gives no scale for modules {missing}")
+        scales = np.array([given[mod] for mod in modules], dtype=float)
+    elif scale == "row":
         scales = row_scales(values, fence)
     elif scale == "global":
         finite = values[np.isfinite(values)]
@@ -89,7 +114,8 @@ def plot_deltas(
     image = ax.imshow(np.ma.masked_invalid(shown), aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0,
                       interpolation="nearest")
     bar = fig.colorbar(image, ax=ax, extend="max", pad=0.01, fraction=0.03)
-    bar.set_label("÷ row scale" if scale == "row" else "÷ global maximum", fontsize=8)
+    bar.set_label("÷ shared module scale" if given is not None else
+                  "÷ row scale" if scale == "row" else "÷ global maximum", fontsize=8)
     bar.ax.tick_params(labelsize=7)
 
     ax.set_yticks(range(n_rows), modules, fontsize=8)
@@ -99,8 +125,8 @@ def plot_deltas(
     ax.set_xlim(-0.5, n_layers - 0.5)
     right = ax.secondary_yaxis("right")
     right.set_yticks(range(n_rows), [f"{s:.2g}" for s in scales], fontsize=7)
-    right.set_ylabel("row scale: max inside Q3 + 1.5 IQR" if scale == "row" else "",
-                     fontsize=7)
+    right.set_ylabel("scale shared by every panel" if given is not None else
+                     "row scale: max inside Q3 + 1.5 IQR" if scale == "row" else "", fontsize=7)
     extras = "   ".join(f"{k}: {v:.3g}" for k, v in m.extras.items() if np.isfinite(v))
     ax.set_xlabel("layer" + (f"\n{extras}" if extras else ""), fontsize=8)
 
@@ -119,7 +145,7 @@ def plot_deltas(
         top.tick_params(axis="x", labelbottom=False, length=0)
         top.set_ylabel("role", rotation=0, ha="right", va="center", fontsize=8)
         handles = [Patch(color=c, label=r) for r, c in ROLE_COLOURS.items()]
-        handles.append(Patch(color=OVER, label="outlier (> row scale)"))
+        handles.append(Patch(color=OVER, label="outlier (> shared scale)" if given is not None else "outlier (> row scale)"))
         if not np.isfinite(values).all():  # a legend entry only for cells that are there
             handles.append(Patch(color=UNDEFINED, label="undefined"))
         top.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=4,

@@ -96,3 +96,20 @@ def test_any_two_snapshots_make_a_rate_of_change_view():
 def test_unknown_scale_is_refused():
     with pytest.raises(ValueError, match="scale must be"):
         plot_deltas(matrix(np.ones((2, 3))), scale="log")
+
+
+def test_panels_share_one_robust_scale_per_module():
+    """Issue 25: an upscale's panel and a control's compare by eye; one layer 0 sets no scale."""
+    from harness.heatmap import shared_scales
+
+    n = 20
+    upscale = np.vstack([np.linspace(1.0, 2.0, n), np.full(n, 0.5)])
+    upscale[0, 0] = 1000.0  # the card's layer-0 outlier
+    control = np.vstack([np.full(n, 1.0), np.full(n, 0.25)])
+    scales = shared_scales([matrix(upscale), matrix(control)], "rel")
+    assert scales == {"q_proj": pytest.approx(2.0), "input_layernorm": pytest.approx(0.5)}
+    up, ctl = (image_of(plot_deltas(matrix(v), scales=scales)) for v in (upscale, control))
+    assert up[0, 0] > 1.0 and up[0, -1] == pytest.approx(1.0)  # the outlier is over, the rest is not washed out
+    assert ctl[0, 0] == pytest.approx(0.5) and ctl[1, 0] == pytest.approx(0.5)  # the control at half, by eye
+    with pytest.raises(ValueError, match=r"no scale for modules \['input_layernorm'\]"):
+        plot_deltas(matrix(upscale), scales={"q_proj": 1.0})

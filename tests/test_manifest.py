@@ -163,6 +163,15 @@ def test_suite_on_a_manifest_falls_back_within_run(trained, normal, tmp_path):
             assert c["protocol"]["within"]["unit"] == form.unit and form.unit in c["units"], c["id"]
             if c["id"] in units:
                 assert c["units"].startswith(f"{units[c['id']]} × "), (c["id"], c["units"])
+    # the head of the report: the fill meter and the card's heatmaps on shared module scales
+    head = document["provenance"]["manifest"]
+    assert head["steps"] == [0, 4, 8, 12, 16] and head["controls"] == ["tiny x target"], head.get("error")
+    assert len(head["fill"]["rows"]) == 2 * 2  # 2 duplicated slices x (o_proj, down_proj)
+    assert all(row[4][0].isdigit() or row[4].startswith("none") for row in head["fill"]["rows"])
+    assert [h["caption"] for h in head["heatmaps"]][-1] == "control tiny x target: base → fine-tuned"
+    assert len(head["heatmaps"]) == 4 + 3 + 1  # upscaled → each snapshot, consecutive, the control
+    html = (out / "index.html").read_text()
+    assert 'id="fill-table"' in html and "<figcaption>control tiny x target: base → fine-tuned</figcaption>" in html
     assert "--checkpoints gives one run trained elsewhere" in proc.stdout
     assert "the manifest holds one upscale" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -279,3 +288,20 @@ def test_a_manifest_that_cannot_decide_a_form_says_why(trained, tmp_path, claim_
     lab = ManifestLab(load_manifest(write_manifest(tmp_path, base, run)))  # 2 snapshots, no controls
     with pytest.raises(NotApplicable, match=reason):
         MEASURES[claim_id](lab, [0], case)
+
+
+def test_uplab_fill_prints_the_meter(trained, tmp_path):
+    base, run = trained
+    snaps = [{"path": str(run.snapshot_path(s)), "step": s} for s in (4, 8, 12, 16)]
+    manifest = write_manifest(tmp_path, base, run, {"snapshots": snaps})
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "fill", str(manifest)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("fill of the zeroed modules, manifest.yml: steps [0, 4, 8, 12, 16]")
+    assert lines[1].split()[:2] == ["slice", "module"] and len(lines) == 3 + 4
+    assert all(line.split()[0] == "layers" and "→" in line for line in lines[3:])
+    bad = subprocess.run([sys.executable, "-m", "harness.cli", "fill", str(tmp_path / "none.yml")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("uplab fill: error: cannot read manifest")
+    assert bad.stderr.count("\n") == 1

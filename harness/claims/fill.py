@@ -100,6 +100,14 @@ def fill_meter(deltas_at: Callable[[int], Sequence[DeltaRow]], steps: Sequence[i
     return out
 
 
+def manifest_meter(run) -> list[SliceFill]:
+    """The meter of a manifest's fine-tune (harness.runs.manifest.ManifestRun), streamed."""
+    from harness.claims.lab import deltas
+
+    lm = run.layer_map
+    return fill_meter(lambda step: deltas(run, lm, 0, step), run.steps[1:], lm)
+
+
 def table(meter: Sequence[SliceFill]) -> list[list[str]]:
     """Rows for print and the report: slice, module, fill per step, last rate, ceiling [interval]."""
     def ceiling(m: SliceFill) -> str:
