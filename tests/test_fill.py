@@ -53,7 +53,7 @@ def test_a_straight_fill_has_no_ceiling_and_two_snapshots_cannot_fit_one():
     short = fill.fill_meter(rows_at(lambda s, k: 0.02 * s), [4, 8], LM)
     assert all(m.ceiling is None and not m.straight for m in short)
     assert fill.table(short)[0][4] == "needs 3 snapshots"
-    assert fill.table(short)[0][2] == "0.000 → 0.080 → 0.160"
+    assert fill.table(short)[0][2:4] == ["0.000 → 0.080 → 0.160", "2.00e-02 → 2.00e-02"]
 
 
 def test_an_upscale_without_duplicated_slices_is_refused():

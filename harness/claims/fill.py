@@ -109,7 +109,7 @@ def manifest_meter(run) -> list[SliceFill]:
 
 
 def table(meter: Sequence[SliceFill]) -> list[list[str]]:
-    """Rows for print and the report: slice, module, fill per step, last rate, ceiling [interval]."""
+    """Rows for print and the report: slice, module, fill per step, rate per interval, ceiling [interval]."""
     def ceiling(m: SliceFill) -> str:
         if m.straight:
             return "none (a straight line fits as well)"
@@ -117,11 +117,11 @@ def table(meter: Sequence[SliceFill]) -> list[list[str]]:
             return "needs 3 snapshots"
         return f"{m.ceiling:.3f} [{m.ceiling_low:.3f}, {m.ceiling_high:.3f}]"
 
-    return [[m.name, m.module, " → ".join(f"{f:.3f}" for f in m.fill), f"{m.rates[-1]:.2e}", ceiling(m)]
-            for m in meter]
+    return [[m.name, m.module, " → ".join(f"{f:.3f}" for f in m.fill),
+             " → ".join(f"{r:.2e}" for r in m.rates), ceiling(m)] for m in meter]
 
 
-HEADER = ["slice", "module", "fill at each step", "last rate (fill / step)",
+HEADER = ["slice", "module", "fill at each step", "rate per interval (fill / step)",
           f"ceiling [{LEVEL:.0%} interval]"]
 
 

@@ -13,9 +13,10 @@ manifest format is in `pytest hypotheses/ --help`, option --checkpoints, and doc
 For each duplicated slice of the upscale and each module the upscale zeroed (o_proj, down_proj):
 the fill ||W|| / ||W_source|| at each snapshot (the mean over the slice's layers of each copy's norm
 over the norm of its source's orig copy in the upscaled model; 0 at step 0, 1 = as large as the
-layer it was copied from), the rate of the last interval (fill gained per step), and with 3
-snapshots or more a saturating curve fitted over steps: its ceiling with a 90% residual-bootstrap
-interval (rough: n - 3 residual degrees of freedom), or "none" when a straight line fits as well.
+layer it was copied from), the rate of each interval between snapshots (fill gained per step),
+and with 3 snapshots or more a saturating curve fitted over steps: its ceiling with a 90%
+residual-bootstrap interval (rough: n - 3 residual degrees of freedom), or "none" when a straight
+line fits as well.
 
 The checkpoints are streamed a tensor at a time (memory as `uplab diff`'s). The table decides
 nothing; `pytest hypotheses/ --scale full --checkpoints MANIFEST` decides dups_saturate's one-run
