@@ -11,6 +11,7 @@ showed (the opposite direction, or no effect of interest: the mean shown below t
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,13 +130,26 @@ def refuted_as(claim: Mapping[str, Any]) -> str | None:
     return d.get("refutation") or None
 
 
+def _failed_check(check: Mapping[str, Any]) -> str:
+    """A failing regime check with the number that failed: "copies_refilled (0/8 seeds >= 0.3,
+    median 0.002)"."""
+    values = [v for v in check.get("values") or () if isinstance(v, (int, float))]
+    if not values or check.get("threshold") is None:
+        return str(check["name"])
+    passing = check.get("seeds_passing")
+    passing = f"{passing}/{len(check['values'])} seeds" if passing is not None else "seeds"
+    return (f"{check['name']} ({passing} {check.get('op', '>=')} {num(check['threshold'])}, "
+            f"median {num(float(statistics.median(values)))})")
+
+
 def verdict_text(claim: Mapping[str, Any]) -> str:
     """The verdict with its qualifier: "refuted: opposite direction", "not in regime: …"."""
     d = claim["decision"]
     verdict = d["verdict"]
     if verdict == NOT_IN_REGIME:
-        failing = [c["name"] for c in (claim.get("regime") or {}).get("checks", []) if c.get("passed") is False]
-        return f"{verdict}: {', '.join(failing)}" if failing else verdict
+        failing = [_failed_check(c) for c in (claim.get("regime") or {}).get("checks", [])
+                   if c.get("passed") is False]
+        return f"{verdict}: {'; '.join(failing)}" if failing else verdict
     if verdict == "smaller":
         return LABELS["smaller"]
     why = refuted_as(claim) if verdict == "refuted" else None

@@ -70,7 +70,7 @@ def test_not_in_regime_names_the_failing_check_and_the_regime_table_its_numbers(
     body["results"][0].update(verdict="not in regime", statistical_verdict="supported",
                               regime={"passed": False, "checks": [check]})
     table = findings.table(body)
-    assert rows(table)[1][4] == "not in regime: target_learned"
+    assert rows(table)[1][4] == "not in regime: target_learned (1/3 seeds >= 0.8, median 0.2)"
     assert "| `target_learned` | >= 0.8 | 1 / 3 | 0.2 | 0.1 – 0.9 | `dups_more_responsive` |" in table
 
 
