@@ -171,3 +171,59 @@ def test_heatmap_of_a_defined_metric_has_no_undefined_legend():
 
     assert "undefined" not in legend("l2")
     assert "undefined" in legend("rel")
+
+
+# -- device profiles (issue 22): cpu is what the recorded real baseline ran; gpu is rehearsed here --
+
+def test_the_cpu_profile_is_the_recorded_real_recipe():
+    """The cpu profile's data and fine-tune fields are byte for byte the recipe the `real`
+    baseline was recorded with (spelled out), so its run keys did not move with the profiles."""
+    from harness.claims.real import CPU_PROFILE, real_data
+    from harness.data import DataSpec
+    from harness.data.spec import Text
+
+    python = Text.of("python", heldout_percent=10, size=48)
+    assert real_data(CPU_PROFILE) == DataSpec(
+        train=python, evals={"original": Text.of("prose", heldout_percent=30), "target": python},
+        eval_size=24, batch_size=2, max_len=128, train_on="all")
+    assert (CPU_PROFILE.lr, CPU_PROFILE.epochs, CPU_PROFILE.epoch_steps) == (1e-4, 1, 24)
+
+
+def test_the_gpu_profile_reads_the_whole_standard_library_in_full_batches():
+    from harness.claims.real import GPU_PROFILE, real_data
+    from harness.data import text
+
+    data = real_data(GPU_PROFILE)
+    assert data.train.domain == "python-all" and data.batch_size * GPU_PROFILE.epoch_steps == data.train.size
+    names = [n for n, _ in text.documents("python-all")]
+    assert not any(n.startswith(("test/", "idlelib/idle_test/")) or "/tests/" in n for n in names)
+    top = {n for n, _ in text.documents("python")}
+    assert top <= set(names) and len(names) > 3 * len(top)  # packages too; top-level names unchanged
+
+
+@pytest.mark.parametrize("asked, cuda, want", [("auto", 0, "cpu"), ("auto", 2, "gpu"), ("gpu", 0, "gpu"),
+                                               ("cpu", 2, "cpu")])
+def test_the_profile_follows_the_device_unless_asked(monkeypatch, asked, cuda, want):
+    from fixtures import devices
+    from fixtures.options import resolve_profile
+
+    monkeypatch.setattr(devices, "cuda_devices", lambda: (cuda, "faked"))
+    assert resolve_profile(asked) == want
+
+
+def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path):
+    """Its code path, rehearsed: the gpu profile's data (1024-token blocks of the whole standard
+    library, batches of 8) through the lab and the run cache on a one-layer real base, one step,
+    scored on 2 held-out blocks a domain instead of 64 (CPU minutes, not the path)."""
+    from dataclasses import replace
+
+    from harness.claims.lab import Lab
+    from harness.claims.real import GPU_PROFILE, real_setting
+
+    folder, _ = converted
+    lab = Lab(tmp_path / "cache", real_setting(folder, profile=replace(GPU_PROFILE, eval_size=2)))
+    assert lab.epoch_steps == 388 and lab.lr == 1e-4 and lab.setting.finetune["epochs"] == 2
+    run = lab.upscaled(0, "single", steps=1, snapshots=(0,))
+    # one batch of 8 x 1024 tokens (tokens counts those that are not the pad id, which EOS shares)
+    assert 8 * 1000 < run.metrics["tokens"] <= 8 * 1024 and run.final_step == 1
+    assert run.metrics["device"] == "cpu" and run.metrics.get("mixed_precision") in ("no", None)

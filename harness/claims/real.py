@@ -10,6 +10,7 @@ nightly CPU job (docs/real.md has the measured step times and the budget).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,12 +36,52 @@ REAL_SNAPSHOTS = (0,)
 PROSE_HELDOUT, PYTHON_HELDOUT = 30, 10
 
 
-def real_data() -> DataSpec:
+@dataclass(frozen=True)
+class RealProfile:
+    """What one `real` fine-tune is on a kind of device: its data, batches, length and lr."""
+
+    name: str
+    target: str  # the text domain fine-tuned on (harness.data.text)
+    batch: int
+    max_len: int
+    epoch_blocks: int | None  # training blocks an epoch reads; None: the whole training split
+    epoch_steps: int  # steps an epoch takes (the blocks over the batch)
+    lr: float
+    epochs: int
+    eval_size: int
+    why: str
+
+
+# `cpu`: the early-fine-tuning regime a 2-core CPU reaches in a nightly job (the constants above).
+CPU_PROFILE = RealProfile(
+    "cpu", target="python", batch=REAL_BATCH, max_len=REAL_LEN, epoch_blocks=REAL_EPOCH_STEPS * REAL_BATCH,
+    epoch_steps=REAL_EPOCH_STEPS, lr=REAL_FINETUNE["lr"], epochs=REAL_FINETUNE["epochs"],
+    eval_size=REAL_EVAL_SIZE,
+    why="one 24-step epoch of ~6k tokens: what 8 seeds of every run kind fit in a 2-core nightly budget")
+# `gpu`: the card's regime, two epochs over the standard library's whole source. Sized from FLOPs:
+# the 54-layer upscale costs 1.70 GFLOP per trained token at 1024 tokens (harness.flops), so a run
+# of 2 x 3.18 M tokens is ~1.1e16 FLOP, ~55 s at 20 % MFU of an H100/H200's 989 bf16 TFLOP/s
+# (the CPU profile runs at ~0.16 TFLOP/s on one thread: 2.7 s for 256 tokens); 8 x 1024-token
+# blocks a step (activations of 54 layers x 8k tokens stay far inside one GPU's memory): an epoch
+# is 388 steps. lr 1e-4 as on the CPU: more steps, not a harder lr. The python-all training split
+# of CPython 3.11.7 packs into 3107 blocks of 1024 SmolLM2 tokens (measured; the corpus hash pins
+# it): 388 full batches of 8.
+GPU_BLOCKS_PER_EPOCH = 388 * 8
+GPU_PROFILE = RealProfile(
+    "gpu", target="python-all", batch=8, max_len=1024, epoch_blocks=GPU_BLOCKS_PER_EPOCH,
+    epoch_steps=GPU_BLOCKS_PER_EPOCH // 8, lr=1e-4, epochs=2, eval_size=64,
+    why="two epochs over the standard library's source (2 x 3.18 M tokens a run), as the card fine-tuned "
+        "two epochs; sized for ~1 min a run on one H100/H200 at 20 % MFU")
+PROFILES = {p.name: p for p in (CPU_PROFILE, GPU_PROFILE)}
+
+
+def real_data(profile: RealProfile = CPU_PROFILE) -> DataSpec:
     """Train on Python source; score on held-out Python source (target) and prose (original)."""
-    target = Text.of("python", heldout_percent=PYTHON_HELDOUT, size=REAL_EPOCH_STEPS * REAL_BATCH)
+    target = Text.of(profile.target, heldout_percent=PYTHON_HELDOUT, size=profile.epoch_blocks)
     original = Text.of("prose", heldout_percent=PROSE_HELDOUT)
     return DataSpec(train=target, evals={"original": original, "target": target},
-                    eval_size=REAL_EVAL_SIZE, batch_size=REAL_BATCH, max_len=REAL_LEN, train_on="all")
+                    eval_size=profile.eval_size, batch_size=profile.batch, max_len=profile.max_len,
+                    train_on="all")
 
 
 @lru_cache(maxsize=None)
@@ -50,8 +91,10 @@ def _converted(cache: Path) -> Path:
     return real_base(cache)
 
 
-def real_setting(base_model: Path | None = None, cache: Path | None = None) -> Setting:
-    """`real` with SmolLM2-135M-Instruct (converted once into `cache`), or any local HF folder."""
+def real_setting(base_model: Path | None = None, cache: Path | None = None,
+                 profile: RealProfile = CPU_PROFILE) -> Setting:
+    """`real` with SmolLM2-135M-Instruct (converted once into `cache`), or any local HF folder,
+    under a device profile (`cpu` unless asked: `--profile`, or a CUDA device)."""
     from harness.checkpoint import read_config
     from harness.runs.cache import default_cache_dir
 
@@ -61,8 +104,9 @@ def real_setting(base_model: Path | None = None, cache: Path | None = None) -> S
     checkpoint = LocalBase(path=str(base_model))
     return Setting("real", config["num_hidden_layers"], config.get("model_type", "llama"),
                    lambda seed: checkpoint,
-                   finetune={"data": real_data(), "snapshots": REAL_SNAPSHOTS, **REAL_FINETUNE},
-                   domains=("original", "target"), epoch=REAL_EPOCH_STEPS)
+                   finetune={"data": real_data(profile), "snapshots": REAL_SNAPSHOTS,
+                             "lr": profile.lr, "epochs": profile.epochs},
+                   domains=("original", "target"), epoch=profile.epoch_steps)
 
 
 def use_cpu_threads() -> None:

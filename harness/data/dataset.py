@@ -71,15 +71,30 @@ def encode_pairs(name: str, pairs, tok, max_len: int) -> TokenSet:
     return encode_segments(name, [((p, False), (c, True)) for p, c in pairs], tok, max_len)
 
 
-def pack_texts(name: str, texts, tok, max_len: int) -> TokenSet:
-    """Concatenate documents (EOS-separated) and cut max_len blocks, the usual LM packing."""
+def _stream(texts, tok):
+    """Token ids of documents, BOS/EOS-separated, yielded a document at a time; documents are
+    encoded in batches (the fast tokenizer works in parallel), each exactly as one at a time."""
+    texts = list(texts)
+    many = getattr(tok, "encode_many", None)
+    for i in range(0, len(texts), 64):
+        chunk = texts[i:i + 64]
+        for ids in (many(chunk) if many is not None else [tok.encode(t) for t in chunk]):
+            yield (([tok.bos_id] if tok.bos_id is not None else []) + list(ids)
+                   + ([tok.eos_id] if tok.eos_id is not None else []))
+
+
+def pack_texts(name: str, texts, tok, max_len: int, n: int | None = None) -> TokenSet:
+    """Concatenate documents (EOS-separated) and cut max_len blocks, the usual LM packing; with
+    `n`, the first n blocks, tokenizing only the documents they need (the blocks are the same)."""
     stream: list[int] = []
-    for t in texts:
-        stream += ([tok.bos_id] if tok.bos_id is not None else []) + tok.encode(t)
-        stream += [tok.eos_id] if tok.eos_id is not None else []
+    for ids in _stream(texts, tok):
+        stream += ids
+        if n is not None and len(stream) >= n * max_len:
+            break
     blocks = [tuple(stream[i:i + max_len]) for i in range(0, len(stream) - max_len + 1, max_len)]
     if not blocks and len(stream) > 1:  # less text than one block: keep it as one short block
         blocks = [tuple(stream)]
+    blocks = blocks if n is None else blocks[:n]
     return TokenSet(name, tuple(blocks), tuple((False,) + (True,) * (len(b) - 1) for b in blocks), False)
 
 
@@ -89,18 +104,7 @@ def pack_domain(name: str, source: Text, split: str, tok, max_len: int, n: int |
     from harness.data import text
 
     docs = text.split_documents(source.domain, split, source.heldout_percent, source.sha256)
-    if n is None:
-        return pack_texts(name, docs, tok, max_len)
-    taken, tokens = [], 0
-    for d in docs:
-        taken.append(d)
-        tokens += len(d) // 2  # >= 2 characters a token for English and code: enough text, rarely much more
-        if tokens >= (n + 1) * max_len:
-            ts = pack_texts(name, taken, tok, max_len)
-            if len(ts) >= n:
-                return TokenSet(name, ts.seqs[:n], ts.masks[:n], False)
-    ts = pack_texts(name, taken, tok, max_len)
-    return TokenSet(name, ts.seqs[:n], ts.masks[:n], False)
+    return pack_texts(name, docs, tok, max_len, n)
 
 
 def load_split(name: str, source, split: str, tok, max_len: int, n: int | None = None) -> TokenSet:

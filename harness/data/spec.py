@@ -62,7 +62,7 @@ class Text(_Frozen):
     Documents are held out when the sha1 of their name % 100 < heldout_percent."""
 
     kind: Literal["text"] = "text"
-    domain: Literal["prose", "python"]
+    domain: Literal["prose", "python", "python-all"]
     sha256: str = Field(min_length=64, max_length=64)
     heldout_percent: int = Field(10, ge=1, le=50)
     size: int | None = Field(None, gt=0)  # cap on training blocks, None = all

@@ -38,6 +38,10 @@ class HFTokenizer:
     def encode(self, text: str) -> list[int]:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
 
+    def encode_many(self, texts: list[str]) -> list[list[int]]:
+        """`encode` of each text, in one batched call."""
+        return [list(ids) for ids in self.tok(texts, add_special_tokens=False)["input_ids"]]
+
     def decode(self, ids) -> str:
         return self.tok.decode(list(ids))
 

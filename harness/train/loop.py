@@ -143,8 +143,11 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
     run = _prepare(model, spec, accel)
     # Listing names would gather every tensor under FSDP: only when asked.
     track = _tracked_names(accel.unwrap_model(run.model), spec.track) if spec.track else []
-    # Held-out batches: large on CPU (fewer passes); on a GPU the training batch, which fits.
-    eval_batch = 256 if accel.device.type == "cpu" else spec.data.batch_size
+    # Held-out batches: large on CPU (fewer passes), but no more than 8k tokens once rows are
+    # long (a batch's logits are rows x length x vocab floats: 64 rows of 1024 tokens over a
+    # 49k vocabulary are 13 GB, twice that with their log-softmax); on a GPU the training batch.
+    eval_batch = ((256 if spec.data.max_len <= 128 else max(1, 8192 // spec.data.max_len))
+                  if accel.device.type == "cpu" else spec.data.batch_size)
     # On a GPU, reading the loss every step would stall the launch queue: read it in batches.
     sync_every = 1 if accel.device.type == "cpu" or callbacks or track else 50
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress, leave=False)
