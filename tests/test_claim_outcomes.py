@@ -138,3 +138,62 @@ def test_depth_needed_is_the_median_skip_cost_inside_the_mapped_range():
             model.model.layers[i].mlp.down_proj.weight.zero_()
     idle = measure_check(_BaseLab(model), "depth_needed", spec, [0])
     assert idle.values[0] == pytest.approx(0, abs=1e-9) and idle.passed is False
+
+
+class _GatedLab(_Lab):
+    regime_first = True  # as at `real` (Setting.regime_first)
+
+
+def test_a_lab_that_checks_the_regime_first_never_measures_a_claim_out_of_regime(monkeypatch, tmp_path):
+    """At `real` a claim's own runs cost CPU-hours: with regime checks failing on the default
+    pair, the claim is recorded "not in regime" with the failing numbers, its measure is never
+    called, and the Holm family leaves it out; in regime, it is measured as usual."""
+    from fixtures.claim import Claim
+    from harness.claims import measures
+    from harness.claims.family import Family
+
+    def measured(*a, **k):
+        raise AssertionError("measured a claim whose regime failed")
+
+    monkeypatch.setattr(measures, "measure_once", measured)
+    registry = load()
+    case = registry.entry("upscale_room").primary.case
+    lab, records = _GatedLab({0: 0.95, 1: 0.5}), []
+    family = Family(scale="tiny", lab=lab, seeds=[0, 1], alpha=0.05, store=tmp_path, registry=registry)
+    claim = Claim(nodeid="t", scale="tiny", alpha=0.05, seeds=[0, 1], lab=lab, family=lambda: family,
+                  baseline=None, sink=records.append, registry=registry)
+    with pytest.raises(pytest.skip.Exception, match="target_learned .* 1/2 seeds pass"):
+        claim.decide("upscale_room", case)
+    (record,) = records
+    assert record.verdict == "not in regime" and record.decision["n"] == 0 and record.effects is None
+    assert record.regime["passed"] is False and "not measured" in record.decision["reason"]
+    assert family._compute("upscale_room")["status"] == "not_applicable"
+    in_regime_lab = _GatedLab({0: 0.95, 1: 0.95})
+    with pytest.raises(AssertionError, match="measured a claim"):
+        Claim(nodeid="t", scale="tiny", alpha=0.05, seeds=[0, 1], lab=in_regime_lab, family=lambda: family,
+              baseline=None, sink=records.append, registry=registry).decide("upscale_room", case)
+
+
+def test_an_unmeasured_claim_renders_records_and_reads_back(monkeypatch, tmp_path):
+    """The record of a claim left unmeasured (no effects, no seeds of its own) goes through the
+    HTML report, a recorded baseline and the README's findings tables, naming the failing check."""
+    from fixtures.claim import Claim
+    from harness.claims import baseline, measures
+    from reports import findings
+    from reports.build import assemble, write_report
+
+    monkeypatch.setattr(measures, "measure_once", lambda *a, **k: None)
+    registry, records = load(), []
+    case = registry.entry("upscale_room").primary.case
+    claim = Claim(nodeid="t", scale="tiny", alpha=0.05, seeds=[0, 1], lab=_GatedLab({0: 0.95, 1: 0.5}),
+                  family=lambda: None, baseline=None, sink=records.append, registry=registry)
+    with pytest.raises(pytest.skip.Exception):
+        claim.decide("upscale_room", case)
+    index = write_report(records, tmp_path / "report", {"started_at": "2026-12-03T00:00:00+00:00"})
+    assert "target_learned" in index.read_text(encoding="utf-8")
+    body = baseline.record(assemble(records, {"started_at": "2026-12-03T00:00:00+00:00"}), registry=registry)["tiny"]
+    baseline.write({"tiny": body}, tmp_path / "expected")
+    loaded = baseline.load(tmp_path / "expected", "tiny")
+    assert loaded.get("upscale_room", case)["verdict"] == "not in regime"
+    text = findings.table(findings.load(tmp_path / "expected" / "tiny.json"), registry=registry)
+    assert "not in regime" in text and "target_learned" in text

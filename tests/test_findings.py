@@ -174,14 +174,15 @@ def test_matrix_sets_scales_side_by_side(body, tmp_path, capsys):
     real = json.loads(json.dumps(body))
     real["scale"] = "real"
     real["results"] = [r for r in real["results"] if r["claim"] == "o_proj_less_sensitive"]
-    text = findings.matrix([body, real])
+    full = {**real, "scale": "full"}
+    text = findings.matrix([body, real, full])
     table = {r[0]: r[1:] for r in rows(text)}
-    assert table["claim"] == ["`tiny`", "`real`"]
+    assert table["claim"] == ["`tiny`", "`real`", "`full`"]
     assert set(table) - {"claim"} == {f"`{c}`" for c in load_registry().claims}
-    tiny_cell, real_cell = table["`o_proj_less_sensitive`"]
+    tiny_cell, real_cell, _ = table["`o_proj_less_sensitive`"]
     assert tiny_cell.startswith("inconclusive") and real_cell == tiny_cell  # the same result at both
     assert table["`dups_more_responsive`"][1] == "not run"  # registered at real, absent from its baseline
-    assert table["`dups_saturate`"][1] == "not registered at this scale"
+    assert table["`top_down_gradient`"][2] == "not registered at this scale"  # no full form
     assert "exploratory" not in text and "| interleaved" not in text  # primaries only
 
     paths = []

@@ -169,11 +169,11 @@ def test_options_given(uplab, monkeypatch):
     result.assert_outcomes(passed=1)
 
 
-def test_real_defaults_to_the_seeds_its_budget_fits(uplab):
+def test_real_defaults_to_the_seeds_its_21_claims_need(uplab):
     (uplab.path / "base").mkdir()
     uplab.makepyfile("""
         def test_real(uplab_options):
-            assert uplab_options.seed_list == list(range(8))
+            assert uplab_options.seed_list == list(range(10))
     """)
     uplab.runpytest("--scale", "real", "--base-model", "base").assert_outcomes(passed=1)
     uplab.runpytest("--scale", "real", "--base-model", "base", "--seeds", "3").assert_outcomes(failed=1)
@@ -195,7 +195,7 @@ def test_help_lists_options_in_one_group(uplab):
                    "--alpha=ALPHA", "--base-model=PATH", "--train-data=PATH", "--checkpoints=MANIFEST",
                    "--profile={auto,cpu,gpu}"):
         assert option in text, option
-    for default in ("(default: tiny)", "(default: 12; at real 8", "(default: .uplab-cache under the rootdir)",
+    for default in ("(default: tiny)", "(default: 12; at real 10", "(default: .uplab-cache under the rootdir)",
                     "(default: reports/out under the rootdir)", "(default: 0.05)"):
         assert default in text, default
 

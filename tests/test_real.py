@@ -175,26 +175,61 @@ def test_heatmap_of_a_defined_metric_has_no_undefined_legend():
 
 # -- device profiles (issue 22): cpu is what the recorded real baseline ran; gpu is rehearsed here --
 
-def test_the_cpu_profile_is_the_recorded_real_recipe():
-    """The cpu profile's data and fine-tune fields are byte for byte the recipe the `real`
-    baseline was recorded with (spelled out), so its run keys did not move with the profiles."""
+def test_the_cpu_profile_is_the_recorded_recipe_with_its_blocks_drawn_by_the_seed():
+    """The cpu profile's fields are the recipe the `real` baseline was recorded with (spelled
+    out), except that each seed draws its own 48 training blocks (issue 22); held-out sets are
+    the same for every seed."""
     from harness.claims.real import CPU_PROFILE, real_data
     from harness.data import DataSpec
     from harness.data.spec import Text
 
-    python = Text.of("python", heldout_percent=10, size=48)
-    assert real_data(CPU_PROFILE) == DataSpec(
-        train=python, evals={"original": Text.of("prose", heldout_percent=30), "target": python},
+    assert real_data(CPU_PROFILE, 3) == DataSpec(
+        train=Text.of("python", heldout_percent=10, size=48, draw=3),
+        evals={"original": Text.of("prose", heldout_percent=30), "target": Text.of("python", heldout_percent=10)},
         eval_size=24, batch_size=2, max_len=128, train_on="all")
     assert (CPU_PROFILE.lr, CPU_PROFILE.epochs, CPU_PROFILE.epoch_steps) == (1e-4, 1, 24)
+
+
+def test_seeds_draw_their_own_training_blocks_and_share_the_held_out_ones():
+    from harness.data import ByteTokenizer, load
+
+    tok = ByteTokenizer()
+    spec = lambda seed: real_data_small(seed)  # noqa: E731
+    train0, evals0 = load(spec(0), tok)
+    train1, evals1 = load(spec(1), tok)
+    again, _ = load(spec(0), tok)
+    assert train0.seqs == again.seqs and len(train0) == len(train1) == 48
+    assert len(set(train0.seqs) & set(train1.seqs)) < 12  # two samples of 48 from thousands of blocks
+    assert {k: v.seqs for k, v in evals0.items()} == {k: v.seqs for k, v in evals1.items()}
+    every = load(spec(0).model_copy(update={"train": spec(0).train.model_copy(update={"draw": None, "size": None})}),
+                 tok)[0]
+    assert set(train0.seqs) <= set(every.seqs)  # drawn from the training split, nothing else
+
+
+def real_data_small(seed):
+    from harness.claims.real import CPU_PROFILE, real_data
+
+    return real_data(CPU_PROFILE, seed)
+
+
+def test_a_draw_needs_a_size_and_fits_the_split():
+    from harness.data import ByteTokenizer, load_split
+    from harness.data.spec import Text
+    from harness.errors import UplabError
+
+    with pytest.raises(ValueError, match="draw samples `size`"):
+        Text.of("python", draw=1)
+    with pytest.raises(UplabError, match="training blocks asked"):
+        load_split("train", Text.of("prose", size=10 ** 6, draw=0), "train", ByteTokenizer(), 128)
 
 
 def test_the_gpu_profile_reads_the_whole_standard_library_in_full_batches():
     from harness.claims.real import GPU_PROFILE, real_data
     from harness.data import text
 
-    data = real_data(GPU_PROFILE)
-    assert data.train.domain == "python-all" and data.batch_size * GPU_PROFILE.epoch_steps == data.train.size
+    data = real_data(GPU_PROFILE, 0)
+    assert data.train.domain == "python-all" and data.train.draw == 0
+    assert data.batch_size * GPU_PROFILE.epoch_steps == data.train.size == 2560
     names = [n for n, _ in text.documents("python-all")]
     assert not any(n.startswith(("test/", "idlelib/idle_test/")) or "/tests/" in n for n in names)
     top = {n for n, _ in text.documents("python")}
@@ -213,7 +248,7 @@ def test_the_profile_follows_the_device_unless_asked(monkeypatch, asked, cuda, w
 
 def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path):
     """Its code path, rehearsed: the gpu profile's data (1024-token blocks of the whole standard
-    library, batches of 8) through the lab and the run cache on a one-layer real base, one step,
+    library, batches of 4) through the lab and the run cache on a one-layer real base, one step,
     scored on 2 held-out blocks a domain instead of 64 (CPU minutes, not the path)."""
     from dataclasses import replace
 
@@ -222,8 +257,9 @@ def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path):
 
     folder, _ = converted
     lab = Lab(tmp_path / "cache", real_setting(folder, profile=replace(GPU_PROFILE, eval_size=2)))
-    assert lab.epoch_steps == 388 and lab.lr == 1e-4 and lab.setting.finetune["epochs"] == 2
+    assert lab.epoch_steps == 640 and lab.lr == 3e-4 and lab.setting.finetune["epochs"] == 2
     run = lab.upscaled(0, "single", steps=1, snapshots=(0,))
-    # one batch of 8 x 1024 tokens (tokens counts those that are not the pad id, which EOS shares)
-    assert 8 * 1000 < run.metrics["tokens"] <= 8 * 1024 and run.final_step == 1
+    # one batch of 4 x 1024 tokens (tokens counts those that are not the pad id, which EOS shares)
+    assert 4 * 1000 < run.metrics["tokens"] <= 4 * 1024 and run.final_step == 1
+    assert run.spec.data.train.draw == 0
     assert run.metrics["device"] == "cpu" and run.metrics.get("mixed_precision") in ("no", None)

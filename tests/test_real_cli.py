@@ -37,7 +37,7 @@ def test_data_flags_make_the_data_spec(base, capsys):
                    "--eval-size", "8", "--steps", "3")["data"]
     assert (data["batch_size"], data["max_len"], data["eval_size"], data["train_on"]) == (4, 96, 8, "all")
     assert data["train"] == {"kind": "text", "domain": "python", "sha256": corpus_sha256("python"),
-                             "heldout_percent": 10, "size": None}
+                             "heldout_percent": 10, "size": None, "draw": None}
     # real text: prose plays the original domain, python the target
     assert {k: v["domain"] for k, v in data["evals"].items()} == {"original": "prose", "target": "python"}
 

@@ -31,3 +31,22 @@ def test_a_stricter_alpha_needs_a_larger_effect():
     x = np.random.default_rng(3).normal(0, 1, 12)
     assert (detectable(x, test="superiority", sesoi=1, alpha=0.05 / 21).mde
             > detectable(x, test="superiority", sesoi=1, alpha=0.05).mde)
+
+
+def test_least_runs_is_where_one_contrary_run_still_passes_holms_first_step():
+    from fixtures.options import DEFAULT_SEEDS, SEEDS_BY_SCALE
+    from harness.claims.registry import load
+    from harness.stats import signflip
+    from harness.stats.power import least_runs
+
+    assert least_runs(21) == 10 and least_runs(10) == 9 and least_runs(1) == 6
+    for m in (1, 10, 21):
+        n = least_runs(m)
+        one_contrary = [1.0] * (n - 1) + [-0.5]
+        assert m * signflip.signflip_p(one_contrary, direction="greater") <= 0.05
+        assert m * signflip.signflip_p(one_contrary[1:], direction="greater") > 0.05  # one run fewer: not
+    registry = load()
+    assert SEEDS_BY_SCALE["real"] == least_runs(len(registry.primaries("real")))
+    assert DEFAULT_SEEDS >= least_runs(len(registry.primaries("tiny")))
+    with pytest.raises(ValueError):
+        least_runs(0)

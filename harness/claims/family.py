@@ -97,6 +97,12 @@ class Family:
 
         entry = self.registry.entry(claim_id)
         try:
+            if getattr(self.lab, "regime_first", False):
+                from harness.claims.regime import regime_of
+
+                regime = regime_of(self.lab, entry, self.registry, self.seeds)
+                if regime.passed is False:  # never measured (fixtures/claim.py): not a member
+                    return {"status": "not_applicable", "reason": f"not in regime: {regime.summary()}"}
             measured = measure_once(self.lab, claim_id, self.seeds, entry.primary.case)
             decision = decide_case(entry.primary, measured, alpha=self.alpha, single_run=self.single_run)
         except NotApplicable as e:

@@ -17,7 +17,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from harness.claims.settings import STRATEGIES, plan_for
+from harness.claims.settings import STRATEGIES, fields_for, plan_for
 from harness.claims.time import mean_fill
 from harness.runs.result import RunResult
 from harness.runs.spec import RunSpec
@@ -137,4 +137,5 @@ def default_of(lab, spec: RunSpec) -> RunSpec:
     """The scale's default fine-tune of the same layout as `spec`, for its seed (not trained)."""
     from harness.runs import finetune
 
-    return finetune(lab.setting.base_of(spec.seed), plan=spec.plan, seed=spec.seed, **lab.setting.finetune)
+    return finetune(lab.setting.base_of(spec.seed), plan=spec.plan, seed=spec.seed,
+                    **fields_for(lab.setting.finetune, spec.seed))

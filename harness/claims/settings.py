@@ -66,13 +66,25 @@ class Setting:
     depth: int  # layers of the base
     model_type: str
     base_of: Callable[[int], Any]  # seed -> RunSpec (pre-trained here) or LocalBase (given)
-    finetune: Mapping[str, Any] = field(default_factory=dict)  # RunSpec fields of every fine-tune
+    finetune: Mapping[str, Any] = field(default_factory=dict)  # RunSpec fields of every fine-tune (fields_for)
     domains: tuple[str, ...] = ("original", "target")  # held-out sets every run is scored on
     epoch: Callable[[], int] | int = TINY_FINETUNE["steps_per_epoch"]  # fine-tune steps per epoch
     launcher: Callable[..., RunResult] | None = None  # runs too large for one process
     target_data: Callable[[str], Any] | None = None  # registry target name -> fine-tune DataSpec
     native_base: Callable[[int, int], Any] | None = None  # (seed, depth) -> a base pre-trained at depth
     sgd_lr: float | None = None  # the SGD control arm's learning rate (sgd_lr_for); None: no SGD arm
+    # Check a claim's regime before training its own runs, and leave a claim not in regime
+    # unmeasured (and out of the Holm family): where those runs cost CPU-hours and tens of GB.
+    regime_first: bool = False
+
+
+def fields_for(finetune: Mapping[str, Any], seed: int) -> dict:
+    """A Setting's fine-tune fields for one seed: `data` may be a function of the seed (`real`:
+    each seed draws its own training blocks, harness.data.spec.Text.draw)."""
+    out = dict(finetune)
+    if callable(out.get("data")):
+        out["data"] = out["data"](seed)
+    return out
 
 
 def cpu_threads() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -100,11 +101,19 @@ def pack_texts(name: str, texts, tok, max_len: int, n: int | None = None) -> Tok
 
 def pack_domain(name: str, source: Text, split: str, tok, max_len: int, n: int | None) -> TokenSet:
     """A real-text domain packed into max_len blocks; with `n`, only as many documents (in their
-    hash order) as the first n blocks need are tokenized."""
+    hash order) as the first n blocks need are tokenized, unless the training blocks are drawn
+    (`Text.draw`): then n of all of them."""
     from harness.data import text
 
     docs = text.split_documents(source.domain, split, source.heldout_percent, source.sha256)
-    return pack_texts(name, docs, tok, max_len, n)
+    if split != "train" or source.draw is None:
+        return pack_texts(name, docs, tok, max_len, n)
+    every = pack_texts(name, docs, tok, max_len)
+    if n is not None and n > len(every):
+        raise UplabError(f"{source.domain}: {n} training blocks asked, the training split has {len(every)} "
+                         f"of {max_len} tokens")
+    picked = sorted(random.Random(source.draw).sample(range(len(every)), len(every) if n is None else n))
+    return TokenSet(name, tuple(every.seqs[i] for i in picked), tuple(every.masks[i] for i in picked), False)
 
 
 def load_split(name: str, source, split: str, tok, max_len: int, n: int | None = None) -> TokenSet:

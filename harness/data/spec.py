@@ -59,13 +59,23 @@ class Local(_Frozen):
 class Text(_Frozen):
     """A real-text domain drawn from the interpreter (harness.data.text: `prose` or `python`),
     pinned by the sha256 of its corpus; packed into `max_len` blocks, every token scored.
-    Documents are held out when the sha1 of their name % 100 < heldout_percent."""
+    Documents are held out when the sha1 of their name % 100 < heldout_percent. With `draw`, the
+    training split is packed whole and `size` of its blocks are drawn at random by that seed
+    (without replacement, in corpus order), so each seed fine-tunes on its own sample of the
+    domain; held-out splits never depend on it."""
 
     kind: Literal["text"] = "text"
     domain: Literal["prose", "python", "python-all"]
     sha256: str = Field(min_length=64, max_length=64)
     heldout_percent: int = Field(10, ge=1, le=50)
     size: int | None = Field(None, gt=0)  # cap on training blocks, None = all
+    draw: int | None = Field(None, ge=0)  # seed of the training blocks' sample; None: the first `size`
+
+    @model_validator(mode="after")
+    def _draw_needs_size(self):
+        if self.draw is not None and self.size is None:
+            raise ValueError("draw samples `size` training blocks: give size too")
+        return self
 
     @classmethod
     def of(cls, domain: str, **kw) -> "Text":

@@ -27,6 +27,19 @@ class Power:
     n_sim: int
 
 
+def least_runs(m: int, alpha: float = 0.05) -> int:
+    """The fewest runs n with which a claim can pass Holm's first step across m primaries even
+    with one run on the other side: that outcome's exact one-sided sign-flip p is 2 x 2^-n (the
+    observed signs and all-positive), so m x 2^(1-n) <= alpha. With every run on its side the
+    bound is one run fewer, a verdict one contrary seed overturns."""
+    if m < 1 or not 0 < alpha < 1:
+        raise ValueError(f"least_runs needs m >= 1 and 0 < alpha < 1, got m={m}, alpha={alpha}")
+    n = 2
+    while m * 2.0 ** (1 - n) > alpha:
+        n += 1
+    return n
+
+
 def power(
     effect_size: float, n: int, *, alpha: float = 0.05, n_sim: int = 2000, seed: int = 0,
     direction: str = "greater", sesoi: float = 0.0,

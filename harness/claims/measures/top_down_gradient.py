@@ -8,7 +8,9 @@ profile = per layer, the mean over all modules of rel = ‖ΔW‖/‖W₀‖, ea
 over layers (so the profile is a shape; no module outweighs another):
 
 - `descent` (the metric registered first): the profile of the *rate* of change, snapshot to next
-  snapshot (tiny: 0-8, 8-16, 16-32, 32-48, 48-64 in epoch 1, then 64-128, epoch 2); its depth centre (change-weighted mean
+  snapshot (tiny: 0-8, 8-16, 16-32, 32-48, 48-64 in epoch 1, then 64-128, epoch 2; at real, whose
+  default run keeps no snapshot between its ends, the normal run of the shared long schedule,
+  `harness.claims.time.Long`); its depth centre (change-weighted mean
   layer index); effect: centre(last interval) − centre(first interval), in layers. Claimed < 0
   (the change moves down over time). Refuted when the refutation test (Holm-adjusted) shows the effect above -sesoi — no effect of interest, or the opposite direction.
 - `descent-slope`: the same centres; effect: least-squares slope of the centre against the
@@ -45,10 +47,22 @@ def centres(run) -> tuple[list[float], list[float]]:
     return mids, [depth_centre(change_profile(deltas(run, None, a, b))) for a, b in pairs]
 
 
+def _with_snapshots(lab, seed: int):
+    """The plain fine-tune with snapshots along it: the default run where it keeps them (tiny,
+    small), else (real keeps step 0 and the end only, where one interval would give every seed
+    an effect of exactly 0) the normal run under the shared long schedule (harness.claims.time)."""
+    setting = getattr(lab, "setting", None)  # a manifest's lab has its own snapshots
+    if setting is None or len(set(setting.finetune.get("snapshots", ())) - {0}) >= 2:
+        return lab.normal(seed)
+    from harness.claims.time import long_normal_run
+
+    return long_normal_run(lab, seed)
+
+
 @measure("top_down_gradient")
 def top_down_gradient(lab, seeds: list[int], case: str) -> Measured:
     check_case("top_down_gradient", case, CASES)
-    runs = [lab.normal(seed) for seed in seeds]
+    runs = [_with_snapshots(lab, seed) if case != "rank" else lab.normal(seed) for seed in seeds]
     keys = [r.key for r in runs]
     if case == "rank":
         effects = [rank_effect(run) for run in runs]
