@@ -147,7 +147,7 @@ class _GatedLab(_Lab):
 def test_a_lab_that_checks_the_regime_first_never_measures_a_claim_out_of_regime(monkeypatch, tmp_path):
     """At `real` a claim's own runs cost CPU-hours: with regime checks failing on the default
     pair, the claim is recorded "not in regime" with the failing numbers, its measure is never
-    called, and the Holm family leaves it out; in regime, it is measured as usual."""
+    called, and the Holm family counts it as p = 1 (never rejected); in regime, it is measured as usual."""
     from fixtures.claim import Claim
     from harness.claims import measures
     from harness.claims.family import Family
@@ -167,7 +167,7 @@ def test_a_lab_that_checks_the_regime_first_never_measures_a_claim_out_of_regime
     (record,) = records
     assert record.verdict == "not in regime" and record.decision["n"] == 0 and record.effects is None
     assert record.regime["passed"] is False and "not measured" in record.decision["reason"]
-    assert family._compute("upscale_room")["status"] == "not_applicable"
+    assert family._compute("upscale_room")["status"] == "untested"  # p = 1 in Holm, the family keeps its size
     in_regime_lab = _GatedLab({0: 0.95, 1: 0.95})
     with pytest.raises(AssertionError, match="measured a claim"):
         Claim(nodeid="t", scale="tiny", alpha=0.05, seeds=[0, 1], lab=in_regime_lab, family=lambda: family,

@@ -101,3 +101,13 @@ def test_verdict_follows_p_adj_not_p():
     assert d.verdict == "inconclusive" and "support p_adj=0.2" in d.reason
     with pytest.raises(ValueError, match="cannot be smaller"):
         dataclasses.replace(_decision(0.2), p_adj=0.1)
+
+
+def test_unmeasured_members_count_as_p_one_so_the_family_keeps_its_size():
+    ds = [_decision(0.01), _decision(0.02)]
+    out = adjust(ds, untested=2)
+    # m = 4 as if the two unmeasured had p = 1: 0.01*4 = 0.04, 0.02*3 = 0.06
+    assert [d.p_adj for d in out] == pytest.approx([0.04, 0.06])
+    assert adjust(ds, untested=0) == adjust(ds)
+    with pytest.raises(ValueError):
+        adjust(ds, untested=-1)

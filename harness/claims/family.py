@@ -46,14 +46,15 @@ class FamilyResult:
     scale: str
     decisions: dict[str, Decision]
     not_applicable: dict[str, str]
+    untested: tuple[str, ...] = ()  # members not measured (not in regime): counted as p = 1
 
     @property
     def size(self) -> int:
-        return len(self.decisions)
+        return len(self.decisions) + len(self.untested)
 
     def describe(self) -> dict:
         return {"scale": self.scale, "size": self.size, "claims": sorted(self.decisions),
-                "not_decided": dict(sorted(self.not_applicable.items()))}
+                "untested": sorted(self.untested), "not_decided": dict(sorted(self.not_applicable.items()))}
 
 
 class Family:
@@ -101,8 +102,8 @@ class Family:
                 from harness.claims.regime import regime_of
 
                 regime = regime_of(self.lab, entry, self.registry, self.seeds)
-                if regime.passed is False:  # never measured (fixtures/claim.py): not a member
-                    return {"status": "not_applicable", "reason": f"not in regime: {regime.summary()}"}
+                if regime.passed is False:  # never measured (fixtures/claim.py): p = 1 in Holm
+                    return {"status": "untested", "reason": f"not in regime: {regime.summary()}"}
             measured = measure_once(self.lab, claim_id, self.seeds, entry.primary.case)
             decision = decide_case(entry.primary, measured, alpha=self.alpha, single_run=self.single_run)
         except NotApplicable as e:
@@ -144,6 +145,7 @@ class Family:
                              + "; ".join(f"{c} failed ({e})" for c, e in sorted(errors.items())))
         decided = {c: decision_from_dict(b["decision"]) for c, b in bodies.items() if b["status"] == "decided"}
         skipped = {c: b["reason"] for c, b in bodies.items() if b["status"] == "not_applicable"}
+        untested = tuple(sorted(c for c, b in bodies.items() if b["status"] == "untested"))
         ids = sorted(decided)
-        adjusted = dict(zip(ids, adjust([decided[c] for c in ids])))
-        return FamilyResult(self.scale, adjusted, skipped)
+        adjusted = dict(zip(ids, adjust([decided[c] for c in ids], untested=len(untested))))
+        return FamilyResult(self.scale, adjusted, skipped, untested)

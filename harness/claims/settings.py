@@ -74,7 +74,7 @@ class Setting:
     native_base: Callable[[int, int], Any] | None = None  # (seed, depth) -> a base pre-trained at depth
     sgd_lr: float | None = None  # the SGD control arm's learning rate (sgd_lr_for); None: no SGD arm
     # Check a claim's regime before training its own runs, and leave a claim not in regime
-    # unmeasured (and out of the Holm family): where those runs cost CPU-hours and tens of GB.
+    # unmeasured (p = 1 in the Holm family): where those runs cost CPU-hours and tens of GB.
     regime_first: bool = False
 
 

@@ -43,20 +43,25 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def adjust(decisions: Sequence[Decision]) -> list[Decision]:
+def adjust(decisions: Sequence[Decision], untested: int = 0) -> list[Decision]:
     """The decisions of one family with Holm-adjusted `p_adj` and `p_ref_adj` (each test across
     the family on its own) and verdicts and bounds recomputed.
 
     Uses each decision's raw p's (never a previous adjustment), so adjusting twice changes
     nothing. All decisions must share one alpha: Holm's guarantee is for a common level.
+    `untested`: members of the family left unmeasured, counted as p = 1 (never rejected), so the
+    family's size does not shrink with them.
     """
     decisions = list(decisions)
+    if untested < 0:
+        raise ValueError(f"untested must be >= 0, got {untested}")
     alphas = sorted({d.alpha for d in decisions})
     if len(alphas) > 1:
         raise ValueError(
             f"Holm needs one alpha for the whole family; these decisions use {alphas}: "
             "decide them at a common alpha"
         )
-    support = holm([d.p for d in decisions])
-    against = holm([d.p_ref for d in decisions])
+    pad, k = [1.0] * untested, len(decisions)
+    support = holm([d.p for d in decisions] + pad)[:k]
+    against = holm([d.p_ref for d in decisions] + pad)[:k]
     return [d.with_p_adj(q, r) for d, q, r in zip(decisions, support, against)]
