@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -115,10 +116,15 @@ def _build_kind(group: list[RunSpec], bases: dict, cache: Path, progress: bool) 
     # every pending seed is held, wait for the first): two workers asking for one kind split its
     # seeds instead of queueing behind each other seed by seed (at `real` one worker trained every
     # run while the other waited). Runs alone do not depend on which process trains them.
+    # The free seed is picked at random: two processes that finish a wait at the same moment and
+    # both take the first free seed collide again (at `real`, 2026-12-03, the second worker lost
+    # that race at every seed and waited out all twenty runs of the default pair).
     keys = {s.key: entry_key(s, engine, _key(bases[s.key])) for s in group}
     pending = [s for s in group if lookup(s, cache, engine, bases[s.key]) is None]
+    pick = random.Random(os.getpid())
     while pending:
-        free = next((s for s in pending if not _held_elsewhere(cache, keys[s.key])), pending[0])
+        free_now = [s for s in pending if not _held_elsewhere(cache, keys[s.key])]
+        free = pick.choice(free_now) if free_now else pending[0]
         get_or_run(free, cache, progress=progress, base=bases[free.key])  # trains, finds done, or waits
         pending = [s for s in pending if lookup(s, cache, engine, bases[s.key]) is None]
     return {s.key: lookup(s, cache, engine, bases[s.key]) for s in group}
