@@ -263,3 +263,18 @@ def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path):
     assert 4 * 1000 < run.metrics["tokens"] <= 4 * 1024 and run.final_step == 1
     assert run.spec.data.train.draw == 0
     assert run.metrics["device"] == "cpu" and run.metrics.get("mixed_precision") in ("no", None)
+
+
+def test_seeds_that_draw_their_own_data_are_one_kind_of_run():
+    """Workers share a kind's seeds out (harness.runs.many): a sample drawn by the run's seed
+    must not make each seed a kind of its own (each worker then queued behind the other)."""
+    from harness.claims.real import CPU_PROFILE, real_data
+    from harness.runs import finetune
+    from harness.runs.engine import kind_of
+    from harness.runs.spec import LocalBase
+
+    base = LocalBase(path="/nonexistent/base")
+    specs = [finetune(base, seed=s, data=real_data(CPU_PROFILE, s), steps=2) for s in range(3)]
+    assert len({s.key for s in specs}) == 3 and len({kind_of(s).key for s in specs}) == 1
+    other = finetune(base, seed=1, data=real_data(CPU_PROFILE, 1), steps=3)
+    assert kind_of(other).key != kind_of(specs[1]).key  # another recipe stays another kind

@@ -75,13 +75,20 @@ def entry_key(spec: RunSpec, engine: Engine, base_key: str | None) -> str:
 
 
 def kind_of(spec: RunSpec) -> RunSpec:
-    """The spec with its seed, and its bases' seeds, set to 0: what seeds of one kind share."""
+    """The spec with its seed, and its bases' seeds, set to 0: what seeds of one kind share. A
+    training sample drawn by the run's own seed (`Text.draw`, the `real` scale) is the seed's too:
+    without it every seed of a `real` kind was a kind of its own, and two workers queued behind
+    each other seed by seed instead of sharing the kind's seeds out."""
     base = spec.base
     if isinstance(base, Scratch):
         base = base.model_copy(update={"seed": 0})
     elif isinstance(base, RunSpec):
         base = kind_of(base)
-    return spec.model_copy(update={"seed": 0, "base": base})
+    update = {"seed": 0, "base": base}
+    train = spec.data.train
+    if getattr(train, "draw", None) is not None and train.draw == spec.seed:
+        update["data"] = spec.data.model_copy(update={"train": train.model_copy(update={"draw": 0})})
+    return spec.model_copy(update=update)
 
 
 def marker(cache: Path, spec: RunSpec, engine: Engine) -> Path:
