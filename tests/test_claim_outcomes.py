@@ -65,6 +65,8 @@ class _Lab:
         acc = self.acc[seed]
 
         class Run:
+            key = f"run-{seed}"
+
             def scores(self, step=None):
                 return {"target": {"loss": 1.0 if step == 0 else 0.5, "acc": acc},
                         "original": {"loss": 1.0, "acc": acc}}
@@ -195,5 +197,6 @@ def test_an_unmeasured_claim_renders_records_and_reads_back(monkeypatch, tmp_pat
     baseline.write({"tiny": body}, tmp_path / "expected")
     loaded = baseline.load(tmp_path / "expected", "tiny")
     assert loaded.get("upscale_room", case)["verdict"] == "not in regime"
+    assert body["seeds"] == [0, 1] and records[0].runs == ["run-0", "run-0", "run-1", "run-1"]
     text = findings.table(findings.load(tmp_path / "expected" / "tiny.json"), registry=registry)
     assert "not in regime" in text and "target_learned" in text

@@ -68,8 +68,9 @@ def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
             "recorded_at": prov.get("started_at") or "", "packages": prov.get("packages") or {},
             "seeds": c.get("seeds"), "protocol": {}, "results": [],
             "run_kinds": (prov.get("run_kinds") or {}).get(scale) or []})
-        if base["seeds"] is None:  # a claim not measured (regime first) has no seeds of its own
-            base["seeds"] = c.get("seeds")
+        if base["seeds"] is None:  # a claim not measured (regime first): the seeds its regime read
+            checks = (c.get("regime") or {}).get("checks") or [{}]
+            base["seeds"] = c.get("seeds") or checks[0].get("seeds")
         if c["id"] in registry.claims:
             base["protocol"][c["id"]] = registry.entry(c["id"]).protocol_hash
         d = c["decision"]

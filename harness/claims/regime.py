@@ -66,6 +66,11 @@ def _pair(lab, seed):
     return [lab.normal(seed), lab.upscaled(seed, DEFAULT_LAYOUT)]
 
 
+def pair_keys(lab, seeds: Sequence[int]) -> list[str]:
+    """The cache keys of the default pair of every seed: the runs a regime check reads."""
+    return [run.key for seed in seeds for run in _pair(lab, seed)]
+
+
 def target_learned(lab, seed: int) -> tuple[float, bool]:
     """Worst of the two default fine-tunes: held-out target exact match at the end, or (free
     text) the held-out target loss drop as a fraction of its step-0 value."""
