@@ -278,3 +278,21 @@ def test_seeds_that_draw_their_own_data_are_one_kind_of_run():
     assert len({s.key for s in specs}) == 3 and len({kind_of(s).key for s in specs}) == 1
     other = finetune(base, seed=1, data=real_data(CPU_PROFILE, 1), steps=3)
     assert kind_of(other).key != kind_of(specs[1]).key  # another recipe stays another kind
+
+
+def test_run_kinds_count_fine_tunes_of_a_checkpoint(converted, tmp_path):
+    """The per-kind regime table reads fine-tunes whose base is a checkpoint (every `real` run),
+    not only fine-tunes of a run the suite pre-trained (it once left every `real` run out)."""
+    from harness.claims import kinds
+    from harness.claims.lab import Lab
+    from harness.claims.real import real_setting
+    from harness.claims.registry import load
+
+    folder, _ = converted
+    lab = Lab(tmp_path / "cache", real_setting(folder))
+    runs = [lab.normal(s, steps=1) for s in (0, 1)]
+    rows = kinds.summarize([r.key for r in runs], tmp_path / "cache", lab, load().regime_checks)
+    (row,) = rows
+    assert row["seeds"] == [0, 1] and row["kind"].startswith("normal")
+    assert row["checks"]["target_learned"]["threshold"] == 0.1  # the free-text form
+    assert len(row["checks"]["original_kept"]["values"]) == 2

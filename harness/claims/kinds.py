@@ -20,7 +20,7 @@ from pathlib import Path
 from harness.claims.settings import STRATEGIES, fields_for, plan_for
 from harness.claims.time import mean_fill
 from harness.runs.result import RunResult
-from harness.runs.spec import RunSpec
+from harness.runs.spec import RunSpec, Scratch
 
 # what a regime number is read from at the end of a run (regime.py reads the same)
 ZEROED = (["o_proj"], ["down_proj"])
@@ -103,8 +103,8 @@ def summarize(keys: Iterable[str], cache: Path, lab, checks: Mapping) -> list[di
         if not (path / "spec.json").is_file():
             continue
         run = RunResult(RunSpec.from_json((path / "spec.json").read_text()), path)
-        if not isinstance(run.spec.base, RunSpec):
-            continue  # a pre-training
+        if isinstance(run.spec.base, Scratch):
+            continue  # a pre-training (a fine-tune's base is a run, or a checkpoint at `real`)
         kinds.setdefault(label(run.spec, default_of(lab, run.spec), lab.setting.depth), []).append(run)
     rows = []
     for name, runs in sorted(kinds.items()):
