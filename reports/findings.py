@@ -207,6 +207,9 @@ def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
                 cells.append("not registered at this scale" if scale not in entry.scales else "not run")
                 continue
             c = _as_claim(r, registry)
+            if c["decision"].get("effect") is None and not c["decision"].get("n"):
+                cells.append(f"{view.verdict_text(c)} (not measured)")  # regime checked first
+                continue
             cells.append(f"{view.verdict_text(c)}: {view.signed(c['decision'].get('effect'))} "
                          f"({view.bound_text(c)}, n {view.n_text(c).split()[0]})")
         if moved:

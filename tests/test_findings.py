@@ -211,17 +211,31 @@ def test_readme_holds_exactly_the_generated_tiny_vs_real_matrix():
         f"hypotheses/expected/tiny.json {real.relative_to(ROOT)} --readme README.md`")
 
 
-def test_readme_holds_exactly_the_generated_protocol_comparison():
-    """README's "what moved from protocol v1" matrix is the one generated from the archived v1
-    tiny baseline and the v2 one."""
-    old = ROOT / baseline.DEFAULT_DIR / "archive" / "tiny-protocol1.json"
-    if not (TINY.is_file() and old.is_file()):
-        pytest.skip("needs the archived v1 and the recorded v2 tiny baselines")
-    bodies = [findings.load(old), findings.load(TINY)]
-    found = findings.extract(README.read_text(encoding="utf-8"), "tiny@v1+tiny")
+@pytest.mark.parametrize("scale", ["tiny", "real"])
+def test_readme_holds_exactly_the_generated_protocol_comparison(scale):
+    """README's "what moved from protocol v1" matrix of a scale is the one generated from the
+    archived v1 baseline and the v2 one."""
+    old = ROOT / baseline.DEFAULT_DIR / "archive" / f"{scale}-protocol1.json"
+    new = ROOT / baseline.DEFAULT_DIR / f"{scale}.json"
+    if not (new.is_file() and old.is_file()):
+        pytest.skip(f"needs the archived v1 and the recorded v2 {scale} baselines")
+    bodies = [findings.load(old), findings.load(new)]
+    found = findings.extract(README.read_text(encoding="utf-8"), f"{scale}@v1+{scale}")
     assert found == findings.block(bodies), (
         "README's protocol v1 vs v2 matrix is stale; regenerate it with `uplab report --findings "
-        "hypotheses/expected/archive/tiny-protocol1.json hypotheses/expected/tiny.json --readme README.md`")
+        f"{old.relative_to(ROOT)} {new.relative_to(ROOT)} --readme README.md`")
+
+
+def test_docs_real_holds_exactly_the_generated_real_findings():
+    """docs/real.md's v2 findings block (regime per check and per run kind) is the baseline's."""
+    real = ROOT / baseline.DEFAULT_DIR / "real.json"
+    if not real.is_file():
+        pytest.skip("needs the recorded real baseline")
+    body = findings.load(real)
+    found = findings.extract((ROOT / "docs" / "real.md").read_text(encoding="utf-8"), "real")
+    assert found == findings.block(body), (
+        "docs/real.md's findings are stale; regenerate them with `uplab report --findings "
+        "hypotheses/expected/real.json --readme docs/real.md`")
 
 
 def test_one_scale_under_two_protocols_is_a_comparison_with_a_moved_column(body):
