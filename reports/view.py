@@ -96,6 +96,8 @@ def bound_text(claim: Mapping[str, Any]) -> str:
     """Both one-sided bounds, each at the (Holm-adjusted) level of the test it inverts, and which
     one decided: "≥ +0.18 (99.6 %), ≤ +0.31 (95 %); lower decided"."""
     d = claim["decision"]
+    if d.get("effect") is None and not d.get("n"):  # not measured (regime checked first, `real`)
+        return "not measured"
     if "level_low" not in d or d.get("level_low") is None:  # a report from before protocol v2
         return f"{interval_level(claim)} CI {ci(d)}"
     low = f"≥ {signed(d.get('ci_low'))} ({_level(d, 'low')})"
