@@ -64,7 +64,13 @@ def describe_device() -> str:
             return f"cuda: {len(names)} x {names[0]}" if len(set(names)) == 1 else "cuda: " + ", ".join(names)
     except Exception:  # a broken CUDA setup must not stop the report
         pass
-    return f"cpu: {platform.machine() or 'unknown'}, {os.cpu_count()} cores"
+    # the kernels torch picked (AVX2, AVX512, ...): fp32 results of one computation differ
+    # between them, and the tiny world's training amplifies such differences (docs/tiny-world.md)
+    try:
+        kernels = f", torch kernels {torch.backends.cpu.get_cpu_capability()}" if torch is not None else ""
+    except Exception:  # an old torch without the query
+        kernels = ""
+    return f"cpu: {platform.machine() or 'unknown'}, {os.cpu_count()} cores{kernels}"
 
 
 def now_iso() -> str:
