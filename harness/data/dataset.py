@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import torch
@@ -108,12 +108,22 @@ def pack_domain(name: str, source: Text, split: str, tok, max_len: int, n: int |
     docs = text.split_documents(source.domain, split, source.heldout_percent, source.sha256)
     if split != "train" or source.draw is None:
         return pack_texts(name, docs, tok, max_len, n)
-    every = pack_texts(name, docs, tok, max_len)
+    every = _whole_split(source.domain, source.heldout_percent, source.sha256, tok, max_len)
     if n is not None and n > len(every):
         raise UplabError(f"{source.domain}: {n} training blocks asked, the training split has {len(every)} "
                          f"of {max_len} tokens")
     picked = sorted(random.Random(source.draw).sample(range(len(every)), len(every) if n is None else n))
     return TokenSet(name, tuple(every.seqs[i] for i in picked), tuple(every.masks[i] for i in picked), False)
+
+
+@lru_cache(maxsize=4)
+def _whole_split(domain: str, heldout_percent: int, sha256: str, tok, max_len: int) -> TokenSet:
+    """A domain's whole training split packed, once per process: every seed and run kind at
+    `real` draws its blocks from it (the `python` split is ~1.5 M tokens to encode)."""
+    from harness.data import text
+
+    docs = text.split_documents(domain, "train", heldout_percent, sha256)
+    return pack_texts("train", docs, tok, max_len)
 
 
 def load_split(name: str, source, split: str, tok, max_len: int, n: int | None = None) -> TokenSet:
