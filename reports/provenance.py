@@ -65,9 +65,11 @@ def describe_device() -> str:
     except Exception:  # a broken CUDA setup must not stop the report
         pass
     # the kernels torch picked (AVX2, AVX512, ...): fp32 results of one computation differ
-    # between them, and the tiny world's training amplifies such differences (docs/tiny-world.md)
+    # between them, and the tiny world's training amplifies such differences (harness.runs.kernels)
     try:
-        kernels = f", torch kernels {torch.backends.cpu.get_cpu_capability()}" if torch is not None else ""
+        from harness.runs.kernels import describe
+
+        kernels = f", kernels {describe()}" if torch is not None else ""
     except Exception:  # an old torch without the query
         kernels = ""
     return f"cpu: {platform.machine() or 'unknown'}, {os.cpu_count()} cores{kernels}"

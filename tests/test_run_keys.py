@@ -58,7 +58,10 @@ def test_device_and_resolved_precision_are_in_the_key(tmp_path, monkeypatch):
 
     spec = pretrain(0)
     trained = get_or_run(spec, tmp_path)
-    assert trained.info["engine"] == {"device": "cpu", "precision": "fp32", "stack": [], "ranks": 1}
+    from harness.runs.kernels import describe
+
+    assert trained.info["engine"] == {"device": "cpu", "precision": "fp32", "stack": [], "ranks": 1,
+                                      "kernels": describe()}
     # A GPU process resolves "auto" to bf16: it must not be handed this CPU fp32 entry.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert Engine.here().precision(spec) == "bf16"

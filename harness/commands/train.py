@@ -280,6 +280,10 @@ def run(args) -> int:
 
     if args.plan and not Path(args.plan).is_file():
         raise UplabError(f"{args.plan}: no such config file")
+    if not args.base:  # a tiny preset: the suite's kernels, so its cache entries are the suite's
+        from harness.runs.kernels import pin_portable
+
+        pin_portable()
     spec = build_spec(args)
     if args.print_spec:
         print(json.dumps(json.loads(spec.canonical()), indent=2))

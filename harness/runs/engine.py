@@ -9,7 +9,8 @@ alone, a cache handed back whichever of these computations happened to be cached
 verdict depended on the cache's history.
 
 So a cache entry's key is `entry_key(spec, engine, base)`: sha256 over the spec's key, the Engine
-(the exact seeds trained together, or none; device; resolved precision; ranks) and the entry key of
+(the exact seeds trained together, or none; device and its CPU kernels, harness.runs.kernels;
+resolved precision; ranks) and the entry key of
 the base it started from (a fine-tune of a stacked base is another computation than a fine-tune
 of the same base trained alone). A lookup can only return the computation it asked for; asking
 for another one is a miss, never someone else's bits.
@@ -43,16 +44,20 @@ class Engine:
     device: str  # "cpu" or "cuda": the kernels differ
     stack: tuple[int, ...] = ()  # seeds trained as one stacked computation; () = trained alone
     ranks: int = 1  # processes of a launched run (FSDP/DDP reduce in another order)
+    kernels: str = ""  # the CPU kernels (harness.runs.kernels.describe); "" = not recorded (keys before them)
 
     @classmethod
     def here(cls, stack: tuple[int, ...] | list[int] = (), ranks: int = 1) -> "Engine":
         """This process's device; a stack of fewer than two seeds is a run alone."""
+        from harness.runs import kernels
+
         stack = tuple(sorted(set(stack)))
-        return cls(device="cuda" if torch.cuda.is_available() else "cpu",
-                   stack=stack if len(stack) > 1 else (), ranks=ranks)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return cls(device=device, stack=stack if len(stack) > 1 else (), ranks=ranks,
+                   kernels=kernels.describe() if device == "cpu" else "")
 
     def alone(self) -> "Engine":
-        return Engine(self.device, (), self.ranks)
+        return Engine(self.device, (), self.ranks, self.kernels)
 
     def precision(self, spec: RunSpec) -> str:
         """The precision the training loop resolves `spec.precision` to on this device."""
@@ -61,8 +66,11 @@ class Engine:
         return spec.precision
 
     def describe(self, spec: RunSpec) -> dict:
-        return {"device": self.device, "precision": self.precision(spec), "stack": list(self.stack),
-                "ranks": self.ranks}
+        out = {"device": self.device, "precision": self.precision(spec), "stack": list(self.stack),
+               "ranks": self.ranks}
+        if self.kernels:  # absent when unrecorded, so the keys from before kernels were recorded stay
+            out["kernels"] = self.kernels
+        return out
 
 
 def entry_key(spec: RunSpec, engine: Engine, base_key: str | None) -> str:
