@@ -42,7 +42,7 @@ def test_tiny_runs_are_the_specs_the_cache_already_holds():
     plan = st.plan_for("contiguous", lab.setting.depth)
     assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan,
                                                               snapshots=st.SNAPSHOTS, lr=1e-3)
-    assert lab.lr == 4e-3 and lab.epoch_steps == 64
+    assert lab.lr == 6e-3 and lab.epoch_steps == 64
 
 
 def test_small_runs_pretrain_the_small_preset():

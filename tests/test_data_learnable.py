@@ -56,13 +56,14 @@ def test_base_learns_the_original_domain(runs):
 
 def test_finetune_learns_target_and_keeps_original(runs):
     """The card's regime (issue 26): the default fine-tune (two epochs, half of its set replayed
-    from pre-training, lr 4e-3) learns the target and keeps the original, at the registry's
+    from pre-training, lr 6e-3 after a 40-step warm-up) learns the target and keeps the original, at the registry's
     regime thresholds (exact match >= 0.8 and >= 0.9)."""
     _, tuned = runs
     before, after = tuned.scores(0), tuned.scores()
     assert before["target"]["acc"] < 0.1 and after["target"]["acc"] >= 0.8, (before["target"], after["target"])
     assert after["original"]["acc"] >= 0.9, (before["original"], after["original"])
     assert tuned.spec.data.train.replay == 0.5 and tuned.metrics["total_steps"] == 128
+    assert round(tuned.spec.warmup * 128) == 40
 
 
 def test_finetune_without_replay_forgets_original(runs, cache):

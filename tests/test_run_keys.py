@@ -112,7 +112,8 @@ def test_entry_keys_are_pinned():
     base = tiny_base(0)
     alone = entry_key(base, Engine("cpu"), None)
     # the fine-tune defaults before issue 26, spelled out: the keys pin the serialisation, not the defaults
-    old = finetune(base, seed=0, epochs=1, lr=3e-4, data=DataSpec.synthetic("target", size=64 * 32))
+    old = finetune(base, seed=0, epochs=1, lr=3e-4, warmup=0.05,
+                   data=DataSpec.synthetic("target", size=64 * 32))
     got = {"base-alone": alone, "finetune-of-it-alone": entry_key(old, Engine("cpu"), alone),
            "base-in-0-1-2": entry_key(base, Engine("cpu", (0, 1, 2)), None)}
     assert got == PINNED

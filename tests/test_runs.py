@@ -113,7 +113,8 @@ def test_defaults_read_as_documented():
     base, ft = tiny_base(5), finetune(tiny_base(5))
     assert base.base == Scratch(seed=5) and base.seed == 5 and base.data.train.domain == "original"
     assert ft.base == base and ft.seed == 5 and ft.data.train.domain == "target" and ft.epochs == 2
-    assert ft.lr == 4e-3 and ft.data.train.replay == 0.5 and ft.data.train.size == 64 * 32
+    assert ft.lr == 6e-3 and ft.data.train.replay == 0.5 and ft.data.train.size == 64 * 32
+    assert ft.warmup == 40 / 128 and base.warmup == 0.05  # the fine-tune's 40-step warm-up; pre-training keeps 5 %
     assert ft.snapshots == (0,) and ft.plan is None and ft.mode == Full()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from harness.claims.settings import Setting
 from harness.data import DataSpec
 from harness.data.spec import Text
-from harness.runs.spec import LocalBase
+from harness.runs.spec import SHORT_WARMUP, LocalBase
 
 # One fine-tune at `real`, sized for 2 CPU threads (docs/real.md): batches of 2 blocks of 128
 # tokens; an epoch is 24 steps (48 blocks, ~6k tokens of Python source). lr 1e-4 with AdamW moves
@@ -111,7 +111,7 @@ def real_setting(base_model: Path | None = None, cache: Path | None = None,
     return Setting("real", config["num_hidden_layers"], config.get("model_type", "llama"),
                    lambda seed: checkpoint,
                    finetune={"data": lambda seed: real_data(profile, seed), "snapshots": REAL_SNAPSHOTS,
-                             "lr": profile.lr, "epochs": profile.epochs},
+                             "lr": profile.lr, "epochs": profile.epochs, "warmup": SHORT_WARMUP},
                    domains=("original", "target"), epoch=profile.epoch_steps,
                    # a claim's own runs here cost CPU-hours and ~1 GB a snapshot: trained only
                    # for claims whose regime checks (on the default pair) pass on every seed

@@ -17,7 +17,8 @@ from harness import arch as arch_facts
 from harness import strategies
 from harness.plan import Plan
 from harness.runs import RunResult, tiny_base
-from harness.runs.spec import SMALL_FINETUNE, SMALL_PRETRAIN, TINY_FINETUNE, LocalBase, tiny_target_data
+from harness.runs.spec import (SHORT_WARMUP, SMALL_FINETUNE, SMALL_PRETRAIN, TINY_FINETUNE, LocalBase,
+                               tiny_target_data)
 from harness.tiny import PRESETS
 
 # The seed's 39B layout: 55 source layers, copies of [19, 41) twice (DESIGN §7; model card).
@@ -31,8 +32,8 @@ SNAPSHOTS = (0, 8, 16, 32, 48)
 SMALL_SNAPSHOTS = (0, 16, 32)
 STRATEGIES = ("contiguous", "interleaved", "single", "block")
 # sgd_lr_for at each scale's default fine-tune lr and base size (tests/test_claims_lab.py checks
-# them against the rule): tiny 4e-3 x sqrt(41,536) x 0.1, small 1e-4 x sqrt(n) x 0.1.
-TINY_SGD_LR = 8.2e-2
+# them against the rule): tiny 6e-3 x sqrt(41,536) x 0.1, small 1e-4 x sqrt(n) x 0.1.
+TINY_SGD_LR = 1.22e-1
 SMALL_SGD_LR = 4.0e-2
 
 
@@ -153,5 +154,5 @@ def full_setting(base_model: Path, train_data: Path) -> Setting:
         return len(load(data, tokenizer_for(checkpoint))[0]) // data.batch_size
 
     return Setting("full", config["num_hidden_layers"], config.get("model_type", arch_facts.FALLBACK),
-                   lambda seed: checkpoint, finetune={"data": data, "lr": 1e-5, "epochs": 1},
+                   lambda seed: checkpoint, finetune={"data": data, "lr": 1e-5, "epochs": 1, "warmup": SHORT_WARMUP},
                    domains=("target",), epoch=epoch, launcher=get_or_launch)

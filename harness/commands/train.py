@@ -208,6 +208,10 @@ def build_spec(args):
         from harness.claims.real import REAL_FINETUNE
 
         extra["lr"] = REAL_FINETUNE["lr"]
+    if args.base:  # the tiny recipe's long warm-up is for a base certain and wrong on its target
+        from harness.runs.spec import SHORT_WARMUP
+
+        extra["warmup"] = SHORT_WARMUP
     data = data_spec(args, real)
     # data_spec also for a local path: it is scored on its own held-out split, not on the tiny
     # synthetic tasks; synthetic data keeps its old spec (and cache key) unless a flag changes it

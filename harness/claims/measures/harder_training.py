@@ -28,8 +28,8 @@ from harness.claims.measures._cases import check_case
 from harness.plots import new_figure
 
 CASES = ("contiguous",)
-# The default fine-tune's LR and 10/3 of it (tiny: 4e-3, and 1.33e-2, at which seeds 1 and 2 of four
-# lost most of the original domain in the issue-26 trials)
+# The default fine-tune's LR and 10/3 of it (tiny: 6e-3 and 2e-2; at 4e-3's 10/3, 1.33e-2, seeds 1
+# and 2 of four lost most of the original domain in the issue-26 trials)
 HARDER = 10 / 3
 
 
