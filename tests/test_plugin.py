@@ -629,9 +629,24 @@ def test_hypotheses_run_on_the_configured_workers_one_test_at_a_time():
     chosen = _cmdline_config(["hypotheses/"], maxschedchunk=4)
     pytest_cmdline_main(chosen)
     assert chosen.option.maxschedchunk == 4
-    elsewhere = _cmdline_config(["tests/"])
+    elsewhere = _cmdline_config(["tests/test_plugin.py"])
     pytest_cmdline_main(elsewhere)
     assert (elsewhere.option.numprocesses, elsewhere.option.maxschedchunk) == (None, None)
+
+
+def test_the_whole_test_suite_runs_on_the_configured_workers():
+    """`pytest tests/` (the README's test command) spreads its files over the project's workers;
+    one file, a -n on the command line, or tests/ beside other paths are left alone."""
+    from fixtures.plugin import pytest_cmdline_main
+
+    suite = _cmdline_config(["tests/"])
+    pytest_cmdline_main(suite)
+    assert (suite.option.numprocesses, suite.option.maxschedchunk) == (2, None)
+    for args, option in ((["tests/test_plugin.py"], {}), (["tests/"], {"numprocesses": 0}),
+                         (["tests/", "hypotheses/"], {})):
+        config = _cmdline_config(args, **option)
+        pytest_cmdline_main(config)
+        assert config.option.numprocesses == option.get("numprocesses"), args
 
 
 def test_hypotheses_with_workers_given_still_run_one_test_at_a_time():
