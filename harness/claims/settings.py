@@ -154,5 +154,6 @@ def full_setting(base_model: Path, train_data: Path) -> Setting:
         return len(load(data, tokenizer_for(checkpoint))[0]) // data.batch_size
 
     return Setting("full", config["num_hidden_layers"], config.get("model_type", arch_facts.FALLBACK),
-                   lambda seed: checkpoint, finetune={"data": data, "lr": 1e-5, "epochs": 1, "warmup": SHORT_WARMUP},
+                   lambda seed: checkpoint,
+                   finetune={"data": data, "lr": 1e-5, "epochs": 1, "warmup": SHORT_WARMUP},
                    domains=("target",), epoch=epoch, launcher=get_or_launch)

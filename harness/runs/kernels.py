@@ -4,7 +4,7 @@ fp32 results of one computation differ between the kernels torch and MKL pick fo
 AVX-512, ...): the same sums in another order. The tiny world amplifies such last bits: 1200
 pre-training steps turn them into other bases (6.5-11 % apart in weights), so a baseline recorded
 on one CPU was a fresh draw of the 12 bases on the next (2026-12-03: the same cache keys, 16
-tiny verdicts moved; docs/tiny-world.md "Kernels").
+tiny verdicts moved; docs/tiny-world.md "Kernels and the recipe's margin").
 
 Pinned, ATen dispatches its AVX2 kernels (`ATEN_CPU_CAPABILITY`) and MKL computes in its AVX2
 code path on any CPU that has one (conditional numerical reproducibility, `MKL_CBWR`): an AVX-512
@@ -13,8 +13,10 @@ AVX2, the way an AVX2-only CPU runs it). The pin is for the worlds the suite tra
 (tiny, small on a CPU); a real pretrained model's short fine-tune does not amplify last bits into
 other verdicts, and its arithmetic-bound steps keep the fastest kernels.
 
-Both variables are read lazily: ATen's when it first dispatches a CPU kernel, MKL's at its first
-call, so the pin works after `import torch` but not after the first tensor op. A variable the user
+Both variables are read lazily: ATen's when it first picks a vectorised CPU kernel, MKL's at its
+first call, so the pin works after `import torch` but not after the first computation. A late pin of ATen's
+is refused (rather than record kernels that are not the ones in use); MKL's mode cannot be read
+back, so tests/test_kernels.py checks the bits of a process pinned the way the suite pins. A variable the user
 set is left alone; the engine (harness.runs.engine) records what was in effect, so a cache entry
 computed by other kernels is never handed back.
 """

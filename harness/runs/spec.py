@@ -42,7 +42,8 @@ TINY_PRETRAIN = dict(steps=1200, lr=3e-3, data_size=1200 * _BATCH)
 # target, and a 6-step warm-up let them wreck the original on 1-2 seeds in 12 of every fresh draw
 # of the bases). On three draws of the 12 bases (three CPU kernel sets) the normal and the
 # contiguous fine-tune learn the target (held-out exact match >= 0.94), keep the original
-# (>= 0.93) and refill the copies' zeroed modules to >= 0.356 of their source's norm. RunSpec's own lr default is this one.
+# (>= 0.93) and refill the copies' zeroed modules to >= 0.356 of their source's norm. RunSpec's
+# own lr default is this one.
 _EPOCH = 64
 _WARMUP_STEPS = 40
 TINY_FINETUNE = dict(epochs=2, lr=6e-3, steps_per_epoch=_EPOCH, data_size=_EPOCH * _BATCH, replay=0.5,
