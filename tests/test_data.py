@@ -243,3 +243,13 @@ def test_replay_zero_keeps_the_spec_json_and_is_bounded():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValidationError):
             Synthetic(domain="target", replay=bad)
+
+
+def test_token_count_counts_a_pad_id_inside_the_text():
+    """A tokenizer whose pad is its EOS writes that id inside packed text: it is a real token
+    (the training loops' `tokens` metric), only the padding after a short row is not."""
+    from harness.data import TokenSet, collate, token_count
+
+    ts = TokenSet("t", [[5, 0, 7, 8], [9, 0]], [[True] * 4, [True] * 2], True)
+    assert token_count(ts, [0, 1]) == 6
+    assert int((collate(ts, [0, 1], pad_id=0)["input_ids"] != 0).sum()) == 4  # what was counted before

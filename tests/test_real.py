@@ -259,8 +259,8 @@ def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path):
     lab = Lab(tmp_path / "cache", real_setting(folder, profile=replace(GPU_PROFILE, eval_size=2)))
     assert lab.epoch_steps == 640 and lab.lr == 3e-4 and lab.setting.finetune["epochs"] == 2
     run = lab.upscaled(0, "single", steps=1, snapshots=(0,))
-    # one batch of 4 x 1024 tokens (tokens counts those that are not the pad id, which EOS shares)
-    assert 4 * 1000 < run.metrics["tokens"] <= 4 * 1024 and run.final_step == 1
+    # one batch of 4 full 1024-token blocks: every token counts, also the EOS that SmolLM2's pad id shares
+    assert run.metrics["tokens"] == 4 * 1024 and run.final_step == 1
     assert run.spec.data.train.draw == 0
     assert run.metrics["device"] == "cpu" and run.metrics.get("mixed_precision") in ("no", None)
 

@@ -167,6 +167,12 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.nda
     return [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
 
 
+def token_count(ts: TokenSet, idx) -> int:
+    """The tokens of rows `idx` before padding. Not `ids != pad_id`: a tokenizer whose pad is its
+    EOS (SmolLM2's) writes that id inside packed text, where it is a real token."""
+    return sum(len(ts.seqs[i]) for i in idx)
+
+
 def collate(ts: TokenSet, idx, pad_id: int, train_on: str = "answer") -> dict[str, torch.Tensor]:
     """Right-padded input_ids and labels; padding and (unless train_on='all') prompts are IGNORE.
 

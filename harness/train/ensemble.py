@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from harness.data import IGNORE, TokenSet, collate, epoch_batches
+from harness.data import IGNORE, TokenSet, collate, epoch_batches, token_count
 from harness.errors import UplabError
 from harness.train import modes, reuse
 from harness.train.evaluate import EVAL_BATCH, evaluate_many
@@ -102,7 +102,7 @@ def _batch(train_set: TokenSet, idx: list, pad_id: int, train_on: str) -> tuple[
     width = max(b["input_ids"].shape[1] for b in bs)
     ids = torch.stack([F.pad(b["input_ids"], (0, width - b["input_ids"].shape[1]), value=pad_id) for b in bs])
     labels = torch.stack([F.pad(b["labels"], (0, width - b["labels"].shape[1]), value=IGNORE) for b in bs])
-    return ids, labels, [int((b["input_ids"] != pad_id).sum()) for b in bs]
+    return ids, labels, [token_count(train_set, i) for i in idx]
 
 
 def train_many(models: list, specs: list, train_set: TokenSet, eval_sets: dict[str, TokenSet], *,

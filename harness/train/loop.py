@@ -24,7 +24,7 @@ from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
 from harness import flops
-from harness.data import TokenSet, collate, epoch_batches
+from harness.data import TokenSet, collate, epoch_batches, token_count
 from harness.errors import UplabError
 from harness.train import dist, modes
 from harness.train.record import Recorder, Sink
@@ -166,7 +166,7 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
                 break
             lr = lr_at(step, total, spec.lr, schedule=spec.schedule, warmup=spec.warmup, min_lr=spec.min_lr)
             batch = collate(train_set, idx, pad_id, spec.data.train_on)
-            tokens += int((batch["input_ids"] != pad_id).sum())  # counted on the CPU copy: no sync
+            tokens += token_count(train_set, idx)
             loss, gnorm = _step(run, spec, batch, lr, rec if track else None)
             step += 1
             rec.step(loss, gnorm, lr, flush=step % sync_every == 0 or step in snaps)
