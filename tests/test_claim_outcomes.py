@@ -200,3 +200,30 @@ def test_an_unmeasured_claim_renders_records_and_reads_back(monkeypatch, tmp_pat
     assert body["seeds"] == [0, 1] and records[0].runs == ["run-0", "run-0", "run-1", "run-1"]
     text = findings.table(findings.load(tmp_path / "expected" / "tiny.json"), registry=registry)
     assert "not in regime" in text and "target_learned" in text
+
+
+def test_a_changed_verdict_names_other_kernels_when_the_baseline_was_computed_elsewhere(tmp_path):
+    """A baseline records what computed it; a run on other CPU kernels says so beside a changed
+    verdict (the first v2 tiny baseline moved 16 verdicts on an AVX-512 machine), and a run on
+    the same kernels with another core count does not."""
+    import json
+
+    from fixtures.claim import other_devices
+    from harness.claims import baseline
+    from reports.provenance import describe_device
+
+    here = describe_device()
+    assert "kernels AVX2, MKL_CBWR=AVX2" in here  # the pinned test process
+    elsewhere = "cpu: x86_64, 2 cores, kernels AVX512"
+    note = other_devices([elsewhere])
+    assert note and elsewhere in note and here in note
+    assert other_devices([f"cpu: x86_64, 64 cores, kernels {here.split('kernels ', 1)[1]}"]) is None
+    assert other_devices([]) is None and other_devices(None) is None  # older baselines recorded none
+    doc = {"provenance": {"devices": [elsewhere], "git_commit": "abc"},
+           "claims": [{"id": "dups_more_responsive", "scale": "tiny", "case": "contiguous",
+                       "decision": {"verdict": "supported", "effect": 0.2, "ci_low": 0.1, "ci_high": 0.3}}]}
+    body = baseline.record(doc)["tiny"]
+    assert body["devices"] == [elsewhere]
+    (tmp_path / "tiny.json").write_text(json.dumps(body))
+    loaded = baseline.load(tmp_path, "tiny")
+    assert loaded.compare("dups_more_responsive", "contiguous", {"effect": 0.2})["devices"] == [elsewhere]

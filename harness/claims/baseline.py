@@ -38,6 +38,7 @@ class Baseline:
     protocol: Mapping[str, str]  # claim id -> registry protocol hash when recorded
     results: Mapping[tuple[str, str], Mapping[str, Any]]
     path: Path | None = None
+    devices: tuple[str, ...] = ()  # what computed it, CPU kernels included (older baselines: none)
 
     def get(self, claim_id: str, case: str) -> Mapping[str, Any] | None:
         return self.results.get((claim_id, case))
@@ -51,7 +52,7 @@ class Baseline:
         effect, low, high = decision.get("effect"), old.get("ci_low"), old.get("ci_high")
         moved = (None if None in (effect, low, high) else not (low <= effect <= high))
         return {**old, "commit": self.commit, "recorded_at": self.recorded_at,
-                "file": str(self.path) if self.path else None, "moved": moved}
+                "file": str(self.path) if self.path else None, "moved": moved, "devices": list(self.devices)}
 
 
 def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
@@ -66,6 +67,7 @@ def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
         base = by_scale.setdefault(scale, {
             "schema": SCHEMA, "scale": scale, "commit": prov.get("git_commit") or "unknown",
             "recorded_at": prov.get("started_at") or "", "packages": prov.get("packages") or {},
+            "devices": prov.get("devices") or [],
             "seeds": c.get("seeds"), "protocol": {}, "results": [],
             "run_kinds": (prov.get("run_kinds") or {}).get(scale) or []})
         if base["seeds"] is None:  # a claim not measured (regime first): the seeds its regime read
@@ -134,7 +136,8 @@ def load(directory: Path, scale: str) -> Baseline | None:
                                                                    "regime", "placebo", "notes")}
                    for r in body["results"]}
         return Baseline(scale=scale, commit=str(body.get("commit")), recorded_at=str(body.get("recorded_at")),
-                        protocol=dict(body.get("protocol") or {}), results=results, path=path)
+                        protocol=dict(body.get("protocol") or {}), results=results, path=path,
+                        devices=tuple(body.get("devices") or ()))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UplabError(f"baseline {path} is not a uplab baseline ({e}); re-record it with "
                          "`uplab report DIR --record`") from None
