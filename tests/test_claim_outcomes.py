@@ -169,6 +169,7 @@ def test_a_lab_that_checks_the_regime_first_never_measures_a_claim_out_of_regime
     (record,) = records
     assert record.verdict == "not in regime" and record.decision["n"] == 0 and record.effects is None
     assert record.regime["passed"] is False and "not measured" in record.decision["reason"]
+    assert record.family["size"] == len(registry.primaries("tiny"))  # its family column, as measured ones
     assert family._compute("upscale_room")["status"] == "untested"  # p = 1 in Holm, the family keeps its size
     in_regime_lab = _GatedLab({0: 0.95, 1: 0.95})
     with pytest.raises(AssertionError, match="measured a claim"):
