@@ -58,6 +58,25 @@ def test_a_pinned_process_computes_what_an_avx2_cpu_computes():
     assert pinned[0] == "AVX2"
 
 
+# The pinned bits of _TRAIN, computed on an Intel Xeon with AVX-512 and AMX (2026-12-03, torch 2.13.0,
+# transformers 5.24.0). The tiny baseline holds only where a CPU computes these same bits: on a
+# CPU where this fails, expect `pytest hypotheses/` to move verdicts, and say so in the issue.
+PINNED_BITS = "f7ab83cebc2edddc43eb0a8fad6242e0d7a3bdbe9c857ef4a50589fa3c682044"
+
+
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="no MKL: nothing to pin on this CPU")
+def test_a_pinned_process_computes_the_bits_the_baseline_was_computed_with():
+    """The cross-machine canary: every x86 CPU with AVX2 should compute these bits pinned."""
+    import platform
+
+    import transformers
+
+    if (torch.__version__.split("+")[0], transformers.__version__) != ("2.13.0", "5.24.0"):
+        pytest.skip(f"pinned under torch 2.13.0 / transformers 5.24.0, not {torch.__version__} / "
+                    f"{transformers.__version__}")
+    assert _train(PIN="1")[1] == PINNED_BITS, f"other bits on {platform.processor() or platform.machine()}"
+
+
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="no MKL: nothing to pin on this CPU")
 def test_unpinned_kernels_differ_where_the_cpu_has_wider_ones():
     """The reason for the pin, shown where it can be: on an AVX-512 CPU the native bits differ."""
