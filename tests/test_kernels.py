@@ -80,8 +80,9 @@ def test_a_pinned_process_computes_the_bits_the_baseline_was_computed_with():
 @pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="no MKL: nothing to pin on this CPU")
 def test_unpinned_kernels_differ_where_the_cpu_has_wider_ones():
     """The reason for the pin, shown where it can be: on an AVX-512 CPU the native bits differ."""
-    if _native() != "AVX512":
-        pytest.skip(f"this CPU's native kernels are {_native()}: no wider kernels to differ")
+    native = _native()
+    if native != "AVX512":
+        pytest.skip(f"this CPU's native kernels are {native}: no wider kernels to differ")
     assert _train()[1] != _train(PIN="1")[1]
 
 

@@ -14,11 +14,11 @@ AVX2, the way an AVX2-only CPU runs it). The pin is for the worlds the suite tra
 other verdicts, and its arithmetic-bound steps keep the fastest kernels.
 
 Both variables are read lazily: ATen's when it first picks a vectorised CPU kernel, MKL's at its
-first call, so the pin works after `import torch` but not after the first computation. A late pin of ATen's
-is refused (rather than record kernels that are not the ones in use); MKL's mode cannot be read
-back, so tests/test_kernels.py checks the bits of a process pinned the way the suite pins. A variable the user
-set is left alone; the engine (harness.runs.engine) records what was in effect, so a cache entry
-computed by other kernels is never handed back.
+first call, so the pin works after `import torch` but not after the first computation. A late pin
+of ATen's is refused (rather than record kernels that are not the ones in use); MKL's mode cannot
+be read back, so tests/test_kernels.py checks the bits of a process pinned the way the suite pins.
+A variable the user set is left alone; the engine (harness.runs.engine) records what was in
+effect, so a cache entry computed by other kernels is never handed back.
 """
 
 from __future__ import annotations
