@@ -3,6 +3,7 @@ seed's layout onto each depth, and skips what a scale cannot provide with its re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,6 +26,9 @@ class SpecLab(ex.Lab):
     def _get(self, seed, spec_of):
         return spec_of(seed)
 
+    def _as_asked(self, run, spec):
+        return run  # the spec that trains
+
 
 def test_seed_layout_at_each_depth():
     assert st.seed_layout_range(55) == (19, 41)
@@ -38,11 +42,31 @@ def test_seed_layout_at_each_depth():
 def test_tiny_runs_are_the_specs_the_cache_already_holds():
     # the keys of every cached tiny run depend on this staying exactly the default fine-tune
     lab = SpecLab(Path("c"), st.tiny_setting())
-    assert lab.normal(3) == finetune(tiny_base(3), snapshots=st.SNAPSHOTS)
     plan = st.plan_for("contiguous", lab.setting.depth)
     assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan,
                                                               snapshots=st.SNAPSHOTS, lr=1e-3)
+    assert lab.upscaled(3, "interleaved") == finetune(tiny_base(3), plan=lab.plan("interleaved"),
+                                                      snapshots=st.SNAPSHOTS)
     assert lab.lr == 6e-3 and lab.epoch_steps == 64
+
+
+def test_the_default_pair_and_the_sgd_arm_train_as_their_long_twins():
+    """One run per seed serves a default fine-tune and the time claims' densely recorded run of
+    the same kind; every other kind trains as asked, and `real` shares nothing."""
+    from harness.claims.time import Long, long_normal_run, long_run
+
+    lab = SpecLab(Path("c"), st.tiny_setting())
+    long = Long(lab.epoch_steps).overrides
+    plan = lab.plan("contiguous")
+    assert lab.normal(3) == long_normal_run(lab, 3) == finetune(tiny_base(3), **long)
+    assert lab.upscaled(3, "contiguous") == long_run(lab, 3) == finetune(tiny_base(3), plan=plan, **long)
+    assert lab.upscaled(3, "contiguous", **lab.sgd()) == long_run(lab, 3, **lab.sgd())
+    assert set(st.SNAPSHOTS) < set(long["snapshots"])  # the twin records more than the default
+    for other in (dict(lr=2e-2), dict(mode=Lora(r=8, alpha=16)), dict(target="conflict"), dict(depth=28)):
+        asked = lab.upscaled(3, "contiguous", **other) if "depth" not in other else lab.normal(3, **other)
+        assert asked.snapshots == st.SNAPSHOTS and not asked.track, other
+    real = SpecLab(Path("c"), replace(st.tiny_setting(), share_long=False))
+    assert real.normal(3) == finetune(tiny_base(3), snapshots=st.SNAPSHOTS)
 
 
 def test_small_runs_pretrain_the_small_preset():
@@ -106,10 +130,10 @@ def test_a_missing_run_trains_with_the_other_seeds_of_its_kind(monkeypatch, tmp_
     monkeypatch.setattr(ex, "lookup", lambda spec, cache: None)
     monkeypatch.setattr(ex, "get_or_run", lambda spec, cache, progress: f"alone-{spec.seed}")
     lab = ex.Lab(tmp_path, st.tiny_setting(), together=(0, 1, 2))
-    assert lab.upscaled(1, "contiguous") == "run-1"
+    assert lab.upscaled(1, "interleaved") == "run-1"
     assert lab.base(2) == "run-2" and calls == [[0, 1, 2], [0, 1, 2]]
-    assert lab.normal(7) == "alone-7"  # a seed outside the session's list trains alone
-    assert ex.Lab(tmp_path, st.tiny_setting()).normal(1) == "alone-1"
+    assert lab.normal(7, lr=1e-3) == "alone-7"  # a seed outside the session's list trains alone
+    assert ex.Lab(tmp_path, st.tiny_setting()).normal(1, lr=1e-3) == "alone-1"
 
 
 def test_registered_targets_and_native_depth_controls():
@@ -159,3 +183,34 @@ def test_xdist_workers_share_the_cores_for_measures(monkeypatch, worker, count, 
             monkeypatch.setenv(name, value)
     monkeypatch.setattr("os.cpu_count", lambda: cores)
     assert cpu_threads() == expected
+
+
+def test_a_shared_twin_gives_the_numbers_of_the_run_it_stands_for(tmp_path):
+    """Trained both ways (shared with the long twin, and alone), the default runs read the same
+    snapshot bytes and scores; the view hides the twin's extra snapshots."""
+    from harness.claims.time import long_run
+    from harness.data import DataSpec
+    from harness.errors import UplabError
+
+    setting = replace(st.tiny_setting(), base_of=lambda s: tiny_base(s, steps=8), epoch=4,
+                      finetune={"snapshots": (0, 2), "data": DataSpec.synthetic("target", size=4 * 32, replay=0.5)})
+    shared = ex.Lab(tmp_path / "shared", setting, together=(0, 1))
+    alone = ex.Lab(tmp_path / "alone", replace(setting, share_long=False), together=(0, 1))
+    for seed in (0, 1):
+        for name, get in (("normal", lambda lab: lab.normal(seed)),
+                          ("contiguous", lambda lab: lab.upscaled(seed, "contiguous"))):
+            a, b = get(shared), get(alone)
+            assert a.spec == b.spec and a.key != b.key and a.steps == b.steps == [0, 2, 4, 8], name
+            assert [(a.path / f).read_bytes() for f in ("step-000008.safetensors", "step-000004.safetensors")] == \
+                   [(b.path / f).read_bytes() for f in ("step-000008.safetensors", "step-000004.safetensors")]
+            assert [a.scores(s) for s in a.steps] == [b.scores(s) for s in b.steps]
+            assert a.metrics["train"] == b.metrics["train"]
+            with pytest.raises(UplabError, match="no scores at step 1"):
+                a.scores(1)
+            with pytest.raises(UplabError, match="no snapshot at step 1"):
+                a.snapshot_path(1)
+        long = long_run(shared, seed)
+        assert long.key == shared.upscaled(seed, "contiguous").key and 1 in long.steps
+    asked = finetune(tiny_base(0, steps=8), snapshots=(0, 3), data=setting.finetune["data"])
+    with pytest.raises(UplabError, match=r"cannot stand in .* steps \[3\]"):
+        alone.normal(0).read_as(asked)  # alone, it kept steps 0, 2, 4 and 8 only

@@ -105,7 +105,10 @@ def summarize(keys: Iterable[str], cache: Path, lab, checks: Mapping) -> list[di
         run = RunResult(RunSpec.from_json((path / "spec.json").read_text()), path)
         if isinstance(run.spec.base, Scratch):
             continue  # a pre-training (a fine-tune's base is a run, or a checkpoint at `real`)
-        kinds.setdefault(label(run.spec, default_of(lab, run.spec), lab.setting.depth), []).append(run)
+        default = default_of(lab, run.spec)
+        # the default fine-tune trained as its long twin (Lab.trained_spec) is the default kind
+        shown = default if run.spec == lab.trained_spec(default) else run.spec
+        kinds.setdefault(label(shown, default, lab.setting.depth), []).append(run)
     rows = []
     for name, runs in sorted(kinds.items()):
         runs = sorted(runs, key=lambda r: r.spec.seed)

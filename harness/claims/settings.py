@@ -77,6 +77,11 @@ class Setting:
     # Check a claim's regime before training its own runs, and leave a claim not in regime
     # unmeasured (p = 1 in the Holm family): where those runs cost CPU-hours and tens of GB.
     regime_first: bool = False
+    # Train a default fine-tune as its densely recorded twin (Lab.trained_spec) where the time
+    # claims' long run is the same computation: one run instead of two, same numbers. Not where a
+    # claim's own runs come after its regime (`real`): there the default pair trains first and a
+    # dense recording would cost ~1 GB a snapshot for runs that may never be read.
+    share_long: bool = False
 
 
 def fields_for(finetune: Mapping[str, Any], seed: int) -> dict:
@@ -124,7 +129,7 @@ def tiny_setting() -> Setting:
     return Setting("tiny", PRESETS["tiny"].num_layers, PRESETS["tiny"].arch, tiny_base,
                    finetune={"snapshots": SNAPSHOTS}, target_data=synthetic_target,
                    native_base=lambda seed, depth: tiny_base(seed, preset=f"tiny@{depth}"),
-                   sgd_lr=TINY_SGD_LR)
+                   sgd_lr=TINY_SGD_LR, share_long=True)
 
 
 def small_setting() -> Setting:
@@ -134,7 +139,7 @@ def small_setting() -> Setting:
     return Setting("small", PRESETS["small"].num_layers, PRESETS["small"].arch, base,
                    finetune={"snapshots": SMALL_SNAPSHOTS, **SMALL_FINETUNE}, target_data=synthetic_target,
                    native_base=lambda seed, depth: tiny_base(seed, preset=f"small@{depth}", **SMALL_PRETRAIN),
-                   sgd_lr=SMALL_SGD_LR)
+                   sgd_lr=SMALL_SGD_LR, share_long=True)
 
 
 def full_setting(base_model: Path, train_data: Path) -> Setting:

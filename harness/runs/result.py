@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -21,10 +21,13 @@ def snapshot_name(step: int) -> str:
 
 @dataclass(frozen=True)
 class RunResult:
-    """A finished run in the cache: its spec, folder, metrics and snapshots."""
+    """A finished run in the cache: its spec, folder, metrics and snapshots.
+
+    `only`: the snapshot steps this reader may see (`read_as`), None for all of them."""
 
     spec: RunSpec
     path: Path
+    only: tuple[int, ...] | None = None
 
     @cached_property
     def metrics(self) -> dict:
@@ -42,7 +45,22 @@ class RunResult:
 
     @property
     def steps(self) -> list[int]:
-        return list(self.metrics["snapshots"])
+        return [s for s in self.metrics["snapshots"] if self.only is None or s in self.only]
+
+    def read_as(self, request: RunSpec) -> "RunResult":
+        """This run as `request` would have recorded it: `request` trains the same bits and keeps
+        a subset of the snapshots (harness.claims.lab shares a run between a default fine-tune and
+        its densely recorded twin), so a measure reading the view sees exactly the request's
+        snapshots and scores, never the extra ones that would change what it computes."""
+        from harness.train.loop import plan_steps
+
+        per_epoch = self.metrics["steps_per_epoch"]
+        _, _, keep = plan_steps(request, per_epoch * request.data.batch_size)
+        missing = sorted(set(keep) - set(self.metrics["snapshots"]))
+        if missing:
+            raise UplabError(f"run {self.key[:12]} cannot stand in for {request.key[:12]}: "
+                             f"it has no snapshot at steps {missing}")
+        return replace(self, spec=request, only=tuple(keep))
 
     def epoch_end(self, epoch: int) -> int:
         """The step at the end of `epoch` (1-based), a snapshot when the run kept epoch ends."""
@@ -65,6 +83,8 @@ class RunResult:
     def scores(self, step: int | None = None) -> dict[str, dict]:
         """Held-out scores per eval set at a snapshot step (default: the last)."""
         step = self.final_step if step is None else step
+        if step not in self.steps:
+            raise UplabError(f"run {self.spec.key[:12]} has no scores at step {step}; it has {self.steps}")
         return next(e["sets"] for e in self.metrics["evals"] if e["step"] == step)
 
     def model(self, step: int | None = None):
