@@ -37,8 +37,12 @@ def markers(scale: str) -> tuple[str, str]:
 
 
 def _column(body: Mapping[str, Any]) -> str:
-    """A baseline's column name: its scale, `@v1` when it was recorded under protocol v1."""
-    return str(body["scale"]) + ("@v1" if body.get("schema") in OLD_SCHEMAS else "")
+    """A baseline's column name: its file stem (the scale; at `real` a profile other than `cpu`
+    too: `real-gpu-finer`), `@v1` when it was recorded under protocol v1."""
+    from harness.claims.baseline import file_stem
+
+    stem = file_stem(str(body["scale"]), body.get("profile"))
+    return stem + ("@v1" if body.get("schema") in OLD_SCHEMAS else "")
 
 
 def name(bodies: list[Mapping[str, Any]]) -> str:
@@ -181,21 +185,24 @@ def matrix(bodies: list[Mapping[str, Any]], *, registry=None) -> str:
         from harness.claims.registry import load as load_registry
 
         registry = load_registry()
+    from harness.claims.baseline import file_stem
+
     scales = [str(b["scale"]) for b in bodies]
+    stems = [file_stem(str(b["scale"]), b.get("profile")) for b in bodies]  # real-gpu-finer: a profile's
     columns = [_column(b) for b in bodies]
     if len(set(columns)) != len(columns):
         raise UplabError(f"one baseline per scale (and protocol), got {', '.join(columns)}")
-    moved = len(bodies) == 2 and scales[0] == scales[1]  # one scale, old and new protocol
+    moved = len(bodies) == 2 and scales[0] == scales[1]  # one scale: old and new protocol, or two recipes
     primaries = [{r["claim"]: r for r in b["results"] if r.get("primary", True)} for b in bodies]
     def protocol(b) -> str:
         return " (protocol v1: one test, bootstrap bound)" if b.get("schema") in OLD_SCHEMAS else ""
 
     lines = [
         "Primary results per scale (Holm-adjusted within each scale's family; "
-        + "; ".join(f"`{_cell(b['scale'])}` from commit `{_cell(str(b.get('commit') or 'unknown')[:12])}`"
-                    + protocol(b) for b in bodies) + ").",
+        + "; ".join(f"`{_cell(stem)}` from commit `{_cell(str(b.get('commit') or 'unknown')[:12])}`"
+                    + protocol(b) for stem, b in zip(stems, bodies)) + ").",
         "",
-        "| claim | " + " | ".join(f"`{_cell(s)}`" + protocol(b) for s, b in zip(scales, bodies))
+        "| claim | " + " | ".join(f"`{_cell(stem)}`" + protocol(b) for stem, b in zip(stems, bodies))
         + (" | moved |" if moved else " |"),
         "|---|" + "|".join("---" for _ in scales) + ("|---|" if moved else "|"),
     ]

@@ -263,3 +263,30 @@ def test_run_kinds_are_tabled_from_the_provenance_through_the_baseline():
     assert "Run kinds: not summarised (ValueError: no runs)." in findings.table(body)
     body["run_kinds"] = []
     assert "Regime numbers per run kind" not in findings.table(body)
+
+
+def test_a_real_profile_other_than_cpu_records_and_loads_its_own_baseline(tmp_path):
+    """`real` under another profile or recipe is other runs: its baseline is `real-<profile>.json`,
+    never written over (or compared with) the cpu profile's `real.json`, and the matrix of the
+    two is a comparison with a moved column: does a verdict survive a change of recipe?"""
+    records = [*family([result("dups_more_responsive", scale="real"),
+                        result("o_proj_less_sensitive", scale="real", effects=MIXED)])]
+    prov = {**PROVENANCE, "real_profile": {"name": "cpu-finer"}}
+    finer = baseline.record(build.assemble(records, prov))
+    assert list(finer) == ["real-cpu-finer"] and finer["real-cpu-finer"]["profile"] == "cpu-finer"
+    cpu = baseline.record(build.assemble(records, {**PROVENANCE, "real_profile": {"name": "cpu"}}))
+    assert list(cpu) == ["real"]
+    paths = baseline.write({**finer, **cpu}, tmp_path)
+    assert sorted(p.name for p in paths) == ["real-cpu-finer.json", "real.json"]
+    assert baseline.load(tmp_path, "real", "cpu-finer").path.name == "real-cpu-finer.json"
+    assert baseline.load(tmp_path, "real", "cpu").path.name == "real.json"
+    assert baseline.load(tmp_path, "real", "gpu") is None
+    (tmp_path / "real-gpu.json").write_text((tmp_path / "real-cpu-finer.json").read_text())
+    with pytest.raises(UplabError, match="profile 'cpu-finer', not 'gpu'"):
+        baseline.load(tmp_path, "real", "gpu")
+    old = json.loads(json.dumps(cpu["real"]))
+    old["results"][0]["verdict"] = "refuted"
+    table = {r[0]: r[1:] for r in rows(findings.matrix([old, finer["real-cpu-finer"]]))}
+    assert table["claim"] == ["`real`", "`real-cpu-finer`", "moved"]
+    assert table["`dups_more_responsive`"][2].startswith("refuted → ")
+    assert findings.name([old, finer["real-cpu-finer"]]) == "real+real-cpu-finer"

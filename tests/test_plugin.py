@@ -193,7 +193,7 @@ def test_help_lists_options_in_one_group(uplab):
     assert "uplab: claims about upscaled LLMs:" in text
     for option in ("--scale={tiny,small,full,real}", "--seeds=N", "--run-cache=DIR", "--report-dir=DIR",
                    "--alpha=ALPHA", "--base-model=PATH", "--train-data=PATH", "--checkpoints=MANIFEST",
-                   "--profile={auto,cpu,gpu}"):
+                   "--profile={auto,cpu,gpu}", "--recipe={default,finer}"):
         assert option in text, option
     for default in ("(default: tiny)", "(default: 12; at real 10", "(default: .uplab-cache under the rootdir)",
                     "(default: reports/out under the rootdir)", "(default: 0.05)"):

@@ -236,31 +236,51 @@ def test_the_gpu_profile_reads_the_whole_standard_library_in_full_batches():
     assert top <= set(names) and len(names) > 3 * len(top)  # packages too; top-level names unchanged
 
 
-@pytest.mark.parametrize("asked, cuda, want", [("auto", 0, "cpu"), ("auto", 2, "gpu"), ("gpu", 0, "gpu"),
-                                               ("cpu", 2, "cpu")])
-def test_the_profile_follows_the_device_unless_asked(monkeypatch, asked, cuda, want):
+@pytest.mark.parametrize("asked, cuda, recipe, want", [
+    ("auto", 0, "default", "cpu"), ("auto", 2, "default", "gpu"), ("gpu", 0, "default", "gpu"),
+    ("cpu", 2, "default", "cpu"), ("auto", 0, "finer", "cpu-finer"), ("auto", 1, "finer", "gpu-finer"),
+    ("cpu", 1, "finer", "cpu-finer")])
+def test_the_profile_follows_the_device_unless_asked(monkeypatch, asked, cuda, recipe, want):
     from fixtures import devices
     from fixtures.options import resolve_profile
+    from harness.claims.real import PROFILES
 
     monkeypatch.setattr(devices, "cuda_devices", lambda: (cuda, "faked"))
-    assert resolve_profile(asked) == want
+    assert resolve_profile(asked, recipe) == want and want in PROFILES
 
 
-def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path):
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_the_finer_recipe_keeps_the_tokens_and_steps_times_lr(name):
+    """The second recipe's rule, fixed before any result: the same drawn blocks and epochs in
+    twice the steps of half the batch, at half the lr."""
+    from harness.claims.real import PROFILES, real_data
+
+    base, finer = PROFILES[name], PROFILES[f"{name}-finer"]
+    assert finer.batch * 2 == base.batch and finer.epoch_steps == 2 * base.epoch_steps
+    assert finer.epoch_blocks == base.epoch_blocks and finer.epochs == base.epochs
+    assert finer.epoch_steps * finer.batch == base.epoch_blocks  # every drawn block once an epoch
+    assert finer.epoch_steps * finer.lr == pytest.approx(base.epoch_steps * base.lr)
+    assert real_data(finer, 3).train == real_data(base, 3).train  # the same blocks for seed 3
+    assert real_data(finer, 3).batch_size == finer.batch
+
+
+@pytest.mark.parametrize("name, batch, steps, lr", [("gpu", 4, 640, 3e-4), ("gpu-finer", 2, 1280, 1.5e-4)])
+def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path, name, batch, steps, lr):
     """Its code path, rehearsed: the gpu profile's data (1024-token blocks of the whole standard
-    library, batches of 4) through the lab and the run cache on a one-layer real base, one step,
-    scored on 2 held-out blocks a domain instead of 64 (CPU minutes, not the path)."""
+    library, batches of 4; 2 under the finer recipe) through the lab and the run cache on a
+    one-layer real base, one step, scored on 2 held-out blocks a domain instead of 64 (CPU
+    minutes, not the path)."""
     from dataclasses import replace
 
     from harness.claims.lab import Lab
-    from harness.claims.real import GPU_PROFILE, real_setting
+    from harness.claims.real import PROFILES, real_setting
 
     folder, _ = converted
-    lab = Lab(tmp_path / "cache", real_setting(folder, profile=replace(GPU_PROFILE, eval_size=2)))
-    assert lab.epoch_steps == 640 and lab.lr == 3e-4 and lab.setting.finetune["epochs"] == 2
+    lab = Lab(tmp_path / "cache", real_setting(folder, profile=replace(PROFILES[name], eval_size=2)))
+    assert lab.epoch_steps == steps and lab.lr == lr and lab.setting.finetune["epochs"] == 2
     run = lab.upscaled(0, "single", steps=1, snapshots=(0,))
-    # one batch of 4 full 1024-token blocks: every token counts, also the EOS that SmolLM2's pad id shares
-    assert run.metrics["tokens"] == 4 * 1024 and run.final_step == 1
+    # one batch of full 1024-token blocks: every token counts, also the EOS that SmolLM2's pad id shares
+    assert run.metrics["tokens"] == batch * 1024 and run.final_step == 1
     assert run.spec.data.train.draw == 0
     assert run.metrics["device"] == "cpu" and run.metrics.get("mixed_precision") in ("no", None)
 

@@ -85,8 +85,8 @@ def test_nightly_runs_the_gpu_scale_and_compares_verdicts(capsys):
     assert "nvidia-smi" in lines
     assert not any("download.pytorch.org/whl/cpu" in line or "torch==" in line for line in lines)
     suite = [line for line in lines if line.startswith("pytest hypotheses/")]
-    assert suite == ['pytest hypotheses/ -m gpu --scale small --no-baseline --report-dir reports/gpu -n "$gpus" '
-                     '--junitxml reports/gpu/junit.xml || true']
+    assert suite[0] == ('pytest hypotheses/ -m gpu --scale small --no-baseline --report-dir reports/gpu -n "$gpus" '
+                        '--junitxml reports/gpu/junit.xml || true')
     assert ".ci/junit-count reports/gpu/junit.xml --errors-only" in lines  # errors fail it, verdicts not
     compare = [line for line in lines if line.startswith(".ci/nightly-compare ")]
     assert compare and compare[0].startswith(".ci/nightly-compare .nightly/claims.json reports/gpu/claims.json")
@@ -101,3 +101,9 @@ def test_nightly_runs_the_gpu_scale_and_compares_verdicts(capsys):
     # The real scale's verdicts go through the same comparison
     assert any(line.startswith(".ci/nightly-compare .nightly/real-claims.json reports/real/claims.json")
                for line in lines)
+    # ... and the exploratory second recipe runs beside it, its verdicts set beside the default's
+    assert ("pytest hypotheses/ --scale real --profile gpu --recipe finer --report-dir reports/real-finer "
+            "--junitxml reports/real-finer/junit.xml || true") in lines
+    assert ".ci/junit-count reports/real-finer/junit.xml --errors-only" in lines
+    assert ("uplab report --findings .recipes/real-gpu.json .recipes/real-gpu-finer.json "
+            '| tee -a "$GITHUB_STEP_SUMMARY"') in lines

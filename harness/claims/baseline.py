@@ -55,8 +55,16 @@ class Baseline:
                 "file": str(self.path) if self.path else None, "moved": moved, "devices": list(self.devices)}
 
 
+def file_stem(scale: str, profile: str | None = None) -> str:
+    """A baseline's file name without `.json`: the scale, and at `real` a profile other than the
+    nightly CPU one (`real-gpu`, `real-cpu-finer`): other runs, other verdicts, never compared
+    with the `cpu` profile's."""
+    return scale if profile in (None, "cpu") else f"{scale}-{profile}"
+
+
 def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
-    """Baselines (scale -> JSON-ready dict) from a claim report's document (claims.json)."""
+    """Baselines (file stem -> JSON-ready dict, `file_stem`) from a claim report's document
+    (claims.json)."""
     from harness.claims.registry import load
 
     registry = registry or load()
@@ -64,8 +72,10 @@ def record(document: Mapping[str, Any], *, registry=None) -> dict[str, dict]:
     by_scale: dict[str, dict] = {}
     for c in document.get("claims", []):
         scale = c["scale"]
-        base = by_scale.setdefault(scale, {
-            "schema": SCHEMA, "scale": scale, "commit": prov.get("git_commit") or "unknown",
+        profile = (prov.get("real_profile") or {}).get("name") if scale == "real" else None
+        base = by_scale.setdefault(file_stem(scale, profile), {
+            "schema": SCHEMA, "scale": scale, **({"profile": profile} if profile else {}),
+            "commit": prov.get("git_commit") or "unknown",
             "recorded_at": prov.get("started_at") or "", "packages": prov.get("packages") or {},
             "devices": prov.get("devices") or [],
             "seeds": c.get("seeds"), "protocol": {}, "results": [],
@@ -104,7 +114,7 @@ def _placebo(placebo: Mapping[str, Any] | None) -> dict | None:
 
 
 def write(baselines: Mapping[str, dict], directory: Path) -> list[Path]:
-    """Write each scale's baseline atomically as `<directory>/<scale>.json`."""
+    """Write each baseline atomically as `<directory>/<file stem>.json` (`record`'s keys)."""
     directory.mkdir(parents=True, exist_ok=True)
     out = []
     for scale, body in sorted(baselines.items()):
@@ -123,15 +133,18 @@ def write(baselines: Mapping[str, dict], directory: Path) -> list[Path]:
     return out
 
 
-def load(directory: Path, scale: str) -> Baseline | None:
-    """The baseline recorded for `scale` under `directory`, or None; bad files are one line."""
-    path = Path(directory) / f"{scale}.json"
+def load(directory: Path, scale: str, profile: str | None = None) -> Baseline | None:
+    """The baseline recorded for `scale` (at `real`, under `profile`) under `directory`, or None;
+    bad files are one line."""
+    path = Path(directory) / f"{file_stem(scale, profile)}.json"
     if not path.is_file():
         return None
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         if body.get("schema") != SCHEMA or body.get("scale") != scale:
             raise ValueError(f"expected schema {SCHEMA!r} for scale {scale!r}")
+        if file_stem(scale, body.get("profile")) != file_stem(scale, profile):
+            raise ValueError(f"recorded under profile {body.get('profile')!r}, not {profile!r}")
         results = {(r["claim"], r["case"]): {k: r.get(k) for k in (*_KEPT, "primary", "units", "runs",
                                                                    "regime", "placebo", "notes")}
                    for r in body["results"]}

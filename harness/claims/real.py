@@ -11,7 +11,7 @@ nightly CPU job (docs/real.md has the measured step times and the budget).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -76,7 +76,26 @@ GPU_PROFILE = RealProfile(
     why="two epochs of 2560 drawn 1024-token blocks of the standard library's source (2 x 2.6 M tokens, "
         "1280 steps at lr 3e-4 a run), as the card fine-tuned two epochs; sized from the CPU profile's "
         "fill so the copies refill to ~30 % of their source (docs/real.md)")
-PROFILES = {p.name: p for p in (CPU_PROFILE, GPU_PROFILE)}
+
+
+def finer(profile: RealProfile) -> RealProfile:
+    """The exploratory second recipe (issue 22: does a verdict survive a change of recipe?), by a
+    rule fixed before any result under it: the same drawn blocks and epochs (the same tokens) in
+    twice the steps of half the batch, at half the lr. steps x lr, what an Adam fine-tune's weight
+    change scales with (the `gpu` profile's sizing), stays the profile's; what changes is how
+    finely the movement is split, as between the suite's lr 1e-4 x 24 steps and a fine-tune
+    trained elsewhere at lr 2e-5 x 80 steps, whose signs differed (docs/real.md)."""
+    if profile.batch % 2:
+        raise ValueError(f"profile {profile.name!r}: batch {profile.batch} cannot be halved")
+    return replace(profile, name=f"{profile.name}-finer", batch=profile.batch // 2,
+                   epoch_steps=profile.epoch_steps * 2, lr=profile.lr / 2,
+                   why=f"the {profile.name} profile's blocks and epochs in twice the steps of half the batch "
+                       f"at half the lr ({profile.lr / 2:g}): the same tokens and steps x lr, finer steps")
+
+
+# Every profile and its exploratory second recipe, by name: its device, then the recipe (`cpu`,
+# `gpu-finer`; fixtures.options.resolve_profile names them from --profile and --recipe).
+PROFILES = {p.name: p for base in (CPU_PROFILE, GPU_PROFILE) for p in (base, finer(base))}
 
 
 def real_data(profile: RealProfile = CPU_PROFILE, seed: int = 0) -> DataSpec:

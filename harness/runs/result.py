@@ -60,7 +60,9 @@ class RunResult:
         if missing:
             raise UplabError(f"run {self.key[:12]} cannot stand in for {request.key[:12]}: "
                              f"it has no snapshot at steps {missing}")
-        return replace(self, spec=request, only=tuple(keep))
+        view = replace(self, spec=request, only=tuple(keep))
+        view.__dict__["metrics"] = self.metrics  # parsed once (a long run's per-step norms are large)
+        return view
 
     def epoch_end(self, epoch: int) -> int:
         """The step at the end of `epoch` (1-based), a snapshot when the run kept epoch ends."""
