@@ -100,6 +100,11 @@ PRESETS: dict[str, TinySpec] = {
                           max_positions=1024),
     "small-32": TinySpec(arch="mistral", num_layers=32, hidden=384, intermediate=1152, heads=6, kv_heads=2,
                          max_positions=1024),
+    # SmolLM2-135M's decoder (the `real` scale's base) with the byte vocabulary: what the GPU
+    # benchmark of the `real` gpu profile times where the base's 94 MB wheel cannot travel
+    # (benchmarks/bench_real_gpu.py); `smollm2-135m@54` is its contiguous upscale's depth.
+    "smollm2-135m": TinySpec(arch="llama", num_layers=30, hidden=576, intermediate=1536, heads=9, kv_heads=3,
+                             max_positions=1024),
 }
 
 

@@ -96,7 +96,7 @@ def test_gpu_check_runs_its_four_steps_in_order_within_eight_minutes():
     assert sum(limit for _, limit, _ in steps) <= 8 * 60
     unit, mfu, smoke, fsdp = (cmd for _, _, cmd in steps)
     assert "pytest tests/ -m gpu" in unit and ".ci/junit-count" in unit and "--errors-only" not in unit
-    assert "benchmarks/bench_mfu.py" in mfu
+    assert "benchmarks/bench_mfu.py" in mfu and "benchmarks/bench_real_gpu.py" in mfu
     assert "--seeds 2 --no-baseline" in smoke and "--errors-only" in smoke
     assert "run_launched(spec, sys.argv[1], 1, config=command.FSDP_CONFIG" in fsdp
 
