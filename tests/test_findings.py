@@ -238,6 +238,18 @@ def test_docs_real_holds_exactly_the_generated_real_findings():
         "hypotheses/expected/real.json --readme docs/real.md`")
 
 
+def test_docs_real_holds_exactly_the_generated_recipe_matrix():
+    """docs/real.md's matrix of the two cpu recipes is the two baselines'."""
+    paths = [ROOT / baseline.DEFAULT_DIR / f"{stem}.json" for stem in ("real", "real-cpu-finer")]
+    if not all(p.is_file() for p in paths):
+        pytest.skip("needs both recorded real baselines")
+    bodies = [findings.load(p) for p in paths]
+    found = findings.extract((ROOT / "docs" / "real.md").read_text(encoding="utf-8"), "real+real-cpu-finer")
+    assert found == findings.block(bodies), (
+        "docs/real.md's recipe matrix is stale; regenerate it with `uplab report --findings "
+        "hypotheses/expected/real.json hypotheses/expected/real-cpu-finer.json --readme docs/real.md`")
+
+
 def test_one_scale_under_two_protocols_is_a_comparison_with_a_moved_column(body):
     old = json.loads(json.dumps(body))
     old["schema"] = findings.OLD_SCHEMAS[0]
