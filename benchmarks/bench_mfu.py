@@ -28,9 +28,10 @@ PRESET, STEPS, BATCH, MAX_LEN = "small-512", 40, 32, 1024
 TARGET = 0.40  # DESIGN §10, on an H100
 
 
-def packed_text(path) -> Local:
-    """Enough synthetic lines for one pass of STEPS batches of MAX_LEN-token blocks (~20 tokens a line)."""
-    per_domain = STEPS * BATCH * MAX_LEN // (2 * 18)
+def packed_text(path, steps: int = STEPS, batch: int = BATCH, max_len: int = MAX_LEN) -> Local:
+    """Enough synthetic lines for `steps` batches of full `max_len`-token blocks (~18 bytes a line),
+    and a held-out split (5 % of the records) to score."""
+    per_domain = max(200, steps * batch * max_len // (2 * 18) + 1)
     lines = [tasks.text(e) for d in ("original", "target") for e in tasks.generate(d, "train", per_domain, 0)]
     path.write_text("\n".join(lines))
     return Local(path=str(path))

@@ -20,7 +20,8 @@ import transformers
 
 from harness import flops, tiny
 from harness.claims.real import GPU_PROFILE
-from harness.data import DataSpec, Local, tasks
+from benchmarks.bench_mfu import packed_text
+from harness.data import DataSpec, Local
 from harness.runs import Scratch, get_or_run, make
 
 pytestmark = [pytest.mark.gpu,
@@ -29,15 +30,6 @@ pytestmark = [pytest.mark.gpu,
 
 PRESET, STEPS = "smollm2-135m@54", 30
 REAL_VOCAB = 49152  # SmolLM2's vocabulary (the converted base's config.json)
-
-
-def packed_text(path, steps: int, batch: int, max_len: int) -> Local:
-    """Enough synthetic lines for `steps` batches of full `max_len`-token blocks (~18 bytes a line),
-    and a held-out split (5 % of the records) to score."""
-    per_domain = max(200, steps * batch * max_len // (2 * 18) + 1)
-    lines = [tasks.text(e) for d in ("original", "target") for e in tasks.generate(d, "train", per_domain, 0)]
-    path.write_text("\n".join(lines))
-    return Local(path=str(path))
 
 
 def run_spec(text: Local, precision: str, *, preset: str = PRESET, steps: int = STEPS,
