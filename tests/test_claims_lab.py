@@ -23,7 +23,7 @@ Skipped = pytest.skip.Exception
 class SpecLab(ex.Lab):
     """A Lab whose runs are their specs: what would be trained, without training it."""
 
-    def _get(self, seed, spec_of):
+    def _get(self, seed, spec_of, settle=None):
         return spec_of(seed)
 
     def _as_asked(self, run, spec):
@@ -53,7 +53,8 @@ def test_tiny_runs_are_the_specs_the_cache_already_holds():
 def test_the_default_pair_and_the_sgd_arm_train_as_their_long_twins():
     """One run per seed serves a default fine-tune and the time claims' densely recorded run of
     the same kind; every other kind trains as asked, and `real` shares nothing."""
-    from harness.claims.time import Long, long_normal_run, long_run
+    from harness.claims.time import Long
+    from harness.claims.trajectory import long_normal_run, long_run
 
     lab = SpecLab(Path("c"), st.tiny_setting())
     long = Long(lab.epoch_steps).overrides
@@ -122,7 +123,7 @@ def test_a_missing_run_trains_with_the_other_seeds_of_its_kind(monkeypatch, tmp_
     """The lab asks the cache for a kind's missing seeds at once (one stacked computation)."""
     calls = []
 
-    def many(specs, cache):
+    def many(specs, cache, after=None):
         calls.append([s.seed for s in specs])
         return [f"run-{s.seed}" for s in specs]
 
@@ -188,7 +189,7 @@ def test_xdist_workers_share_the_cores_for_measures(monkeypatch, worker, count, 
 def test_a_shared_twin_gives_the_numbers_of_the_run_it_stands_for(tmp_path):
     """Trained both ways (shared with the long twin, and alone), the default runs read the same
     snapshot bytes and scores; the view hides the twin's extra snapshots."""
-    from harness.claims.time import long_run
+    from harness.claims.trajectory import long_run
     from harness.data import DataSpec
     from harness.errors import UplabError
 

@@ -188,6 +188,7 @@ def test_the_cpu_profile_is_the_recorded_recipe_with_its_blocks_drawn_by_the_see
         evals={"original": Text.of("prose", heldout_percent=30), "target": Text.of("python", heldout_percent=10)},
         eval_size=24, batch_size=2, max_len=128, train_on="all")
     assert (CPU_PROFILE.lr, CPU_PROFILE.epochs, CPU_PROFILE.epoch_steps) == (1e-4, 1, 24)
+    assert CPU_PROFILE.snapshot_epochs  # the recorded runs' keys: the default snapshot fields
 
 
 def test_seeds_draw_their_own_training_blocks_and_share_the_held_out_ones():
@@ -283,6 +284,8 @@ def test_the_gpu_profile_runs_on_the_cpu_at_a_step(converted, tmp_path, name, ba
     assert run.metrics["tokens"] == batch * 1024 and run.final_step == 1
     assert run.spec.data.train.draw == 0
     assert run.metrics["device"] == "cpu" and run.metrics.get("mixed_precision") in ("no", None)
+    # disk: a run keeps step 0 and its end, and a long run only its ends once read (test_trajectory.py)
+    assert not run.spec.snapshot_epochs and lab.setting.thin_long
 
 
 def test_seeds_that_draw_their_own_data_are_one_kind_of_run():

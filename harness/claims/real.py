@@ -51,6 +51,10 @@ class RealProfile:
     epochs: int
     eval_size: int
     why: str
+    # Keep each epoch's end as a snapshot. Only dup_rate_not_slowing reads one, on the long runs,
+    # whose dense grid holds every epoch end anyway; at two epochs of a 54-layer model an extra
+    # 0.5-0.9 GB a run that nothing reads (the `gpu` profile).
+    snapshot_epochs: bool = True
 
 
 # `cpu`: the early-fine-tuning regime a 2-core CPU reaches in a nightly job (the constants above).
@@ -72,7 +76,7 @@ CPU_PROFILE = RealProfile(
 # of 4k-token steps. bf16 autocast (precision auto on a CUDA device).
 GPU_PROFILE = RealProfile(
     "gpu", target="python-all", batch=4, max_len=1024, epoch_blocks=2560, epoch_steps=2560 // 4,
-    lr=3e-4, epochs=2, eval_size=64,
+    lr=3e-4, epochs=2, eval_size=64, snapshot_epochs=False,
     why="two epochs of 2560 drawn 1024-token blocks of the standard library's source (2 x 2.6 M tokens, "
         "1280 steps at lr 3e-4 a run), as the card fine-tuned two epochs; sized from the CPU profile's "
         "fill so the copies refill to ~30 % of their source (docs/real.md)")
@@ -130,11 +134,14 @@ def real_setting(base_model: Path | None = None, cache: Path | None = None,
     return Setting("real", config["num_hidden_layers"], config.get("model_type", "llama"),
                    lambda seed: checkpoint,
                    finetune={"data": lambda seed: real_data(profile, seed), "snapshots": REAL_SNAPSHOTS,
-                             "lr": profile.lr, "epochs": profile.epochs, "warmup": SHORT_WARMUP},
+                             "lr": profile.lr, "epochs": profile.epochs, "warmup": SHORT_WARMUP,
+                             "snapshot_epochs": profile.snapshot_epochs},
                    domains=("original", "target"), epoch=profile.epoch_steps,
                    # a claim's own runs here cost CPU-hours and ~1 GB a snapshot: trained only
                    # for claims whose regime checks (on the default pair) pass on every seed
-                   regime_first=True)
+                   regime_first=True,
+                   # a long run's 14-19 snapshots of 0.5-0.9 GB: only its ends stay once read
+                   thin_long=True)
 
 
 def use_cpu_threads() -> None:

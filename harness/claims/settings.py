@@ -82,6 +82,10 @@ class Setting:
     # claim's own runs come after its regime (`real`): there the default pair trains first and a
     # dense recording would cost ~1 GB a snapshot for runs that may never be read.
     share_long: bool = False
+    # Settle each long run (harness.claims.trajectory) as soon as it is trained: store what the
+    # time claims read from its snapshots between the ends, then drop those snapshots. Where they
+    # would not fit a runner's disk (`real`: ~27 GB a seed at the gpu profile); same numbers.
+    thin_long: bool = False
 
 
 def fields_for(finetune: Mapping[str, Any], seed: int) -> dict:

@@ -24,6 +24,12 @@ Corrupt entries (a file missing, truncated, or not matching its sha256): recompu
 with a warning naming the entry and the defect, since every entry can be rebuilt from its spec;
 `on_corrupt="error"` raises one UplabError instead (for runs too costly to redo silently).
 sha256 is checked when the entry is under VERIFY_HASH_BYTES (sizes always), once per process.
+
+Thinned entries (`thin`): a finished run may drop snapshots between its ends once what is read
+from them is stored beside it (harness.claims.memo). Under the entry's lock the marker is
+rewritten without those files and names their steps (`thinned`), then the files go: the entry
+stays a valid finished run, and reading a dropped snapshot is one UplabError naming why
+(RunResult.require_snapshot), never a recomputation of the run.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Callable
 
 from filelock import FileLock
@@ -42,12 +49,11 @@ from filelock import FileLock
 from harness.checkpoint.model import file_sha256
 from harness.errors import UplabError
 from harness.runs.engine import Engine, entry_key
-from harness.runs.result import RunResult
+from harness.runs.result import MARKER, THINNED, RunResult, snapshot_name
 from harness.runs.runner import execute, write_json
 from harness.runs.spec import LocalBase, RunSpec, Scratch
 from harness.train import dist
 
-MARKER = "COMPLETE"
 BLOBS = ".blobs"
 SHARE_BYTES = 1 << 20  # smaller snapshots are not worth a link (and tiny runs write thousands)
 VERIFY_HASH_BYTES = 256 * 2**20
@@ -170,6 +176,37 @@ def _commit(tmp: Path, final: Path, spec: RunSpec, engine: Engine | None = None)
         os.fsync(dfd)  # the rename itself survives a crash
     finally:
         os.close(dfd)
+
+
+def thin(run: RunResult, keep: Iterable[int], derive: Callable[[RunResult], None]) -> RunResult:
+    """Drop `run`'s snapshots at steps not in `keep`, after `derive(run)` has computed and stored
+    everything that is read from them; idempotent (a thinned run is returned as it is, `derive`
+    not called). Under the entry's lock, so two processes settling one run derive it once."""
+    entry = Path(run.path)
+    keep = set(keep)
+    names = {snapshot_name(s) for s in run.metrics["snapshots"] if s not in keep}
+    if not any((entry / n).exists() for n in names):
+        return run
+    with FileLock(str(entry.parent / f"{entry.name}.lock")):
+        marker = json.loads((entry / MARKER).read_bytes())
+        files = _marker_files(marker, entry.name)
+        if files is None:
+            raise UplabError(f"cache entry {entry} has no valid COMPLETE marker; it cannot be thinned")
+        drop = sorted(n for n in names if n in files)
+        if not drop:
+            return run
+        derive(run)
+        steps = {s for s in run.metrics["snapshots"] if snapshot_name(s) in drop}
+        marker = {**marker, "files": {n: m for n, m in files.items() if n not in drop},
+                  THINNED: sorted(steps | set(marker.get(THINNED, [])))}
+        tmp = entry / f".{MARKER}.tmp"
+        write_json(tmp, marker)
+        os.replace(tmp, entry / MARKER)  # the entry never lists a file that is gone
+        for n in drop:
+            _remove_file(entry / n)
+    if (entry.parent / BLOBS).is_dir():
+        _collect(entry.parent / BLOBS)
+    return run
 
 
 def _base_key(base) -> str | None:

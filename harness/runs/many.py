@@ -30,6 +30,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from filelock import FileLock, Timeout
 
@@ -79,26 +80,34 @@ def lookup_in_group(specs: list[RunSpec], spec: RunSpec, cache_dir: str | Path) 
 
 
 def get_or_run_many(specs: list[RunSpec], cache_dir: str | Path | None = None, *,
-                    progress: bool = False) -> list[RunResult]:
-    """The runs' results in the order given, each kind's seeds computed as one group."""
+                    progress: bool = False, after: Callable[[RunResult], RunResult] | None = None
+                    ) -> list[RunResult]:
+    """The runs' results in the order given, each kind's seeds computed as one group.
+
+    `after(run)` (not applied to bases) settles each run as soon as it is finished, before the
+    next seed of a kind trains one by one: e.g. harness.runs.cache.thin, so that a kind's runs
+    never all hold their full recordings on disk at once. It must be idempotent: it also sees
+    runs found finished. A launched (multi-process) request leaves its runs unsettled."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     if dist.launched():
         return [get_or_run(s, cache, progress=progress) for s in specs]
-    done = _resolve(specs, cache, progress)
+    done = _resolve(specs, cache, progress, after)
     return [done[s.key] for s in specs]
 
 
-def _resolve(specs: list[RunSpec], cache: Path, progress: bool) -> dict[str, RunResult]:
+def _resolve(specs: list[RunSpec], cache: Path, progress: bool, after=None) -> dict[str, RunResult]:
     run_bases = [s.base for s in specs if isinstance(s.base, RunSpec)]
     resolved = _resolve(run_bases, cache, progress) if run_bases else {}
     out: dict[str, RunResult] = {}
     for group in _kinds(specs).values():
         bases = {s.key: resolved.get(s.base.key) if isinstance(s.base, RunSpec) else None for s in group}
-        out.update(_build_kind(group, bases, cache, progress))
+        built = _build_kind(group, bases, cache, progress, after)
+        out.update({k: after(r) for k, r in built.items()} if after else built)
     return out
 
 
-def _build_kind(group: list[RunSpec], bases: dict, cache: Path, progress: bool) -> dict[str, RunResult]:
+def _build_kind(group: list[RunSpec], bases: dict, cache: Path, progress: bool,
+                after: Callable[[RunResult], RunResult] | None = None) -> dict[str, RunResult]:
     engine = _engine_of(group, cache)
     found = {s.key: lookup(s, cache, engine, bases[s.key]) for s in group}
     if all(found.values()):
@@ -125,7 +134,9 @@ def _build_kind(group: list[RunSpec], bases: dict, cache: Path, progress: bool) 
     while pending:
         free_now = [s for s in pending if not _held_elsewhere(cache, keys[s.key])]
         free = pick.choice(free_now) if free_now else pending[0]
-        get_or_run(free, cache, progress=progress, base=bases[free.key])  # trains, finds done, or waits
+        run = get_or_run(free, cache, progress=progress, base=bases[free.key])  # trains, finds done, or waits
+        if after is not None:
+            after(run)
         pending = [s for s in pending if lookup(s, cache, engine, bases[s.key]) is None]
     return {s.key: lookup(s, cache, engine, bases[s.key]) for s in group}
 

@@ -15,6 +15,11 @@ from harness.errors import UplabError
 from harness.runs.spec import RunSpec
 
 
+# The finished-run marker (harness.runs.cache) and its field naming snapshot steps dropped after
+# commit (harness.runs.cache.thin).
+MARKER, THINNED = "COMPLETE", "thinned"
+
+
 def snapshot_name(step: int) -> str:
     return f"step-{step:06d}.safetensors"
 
@@ -78,8 +83,25 @@ class RunResult:
             raise UplabError(f"run {self.spec.key[:12]} has no snapshot at step {step}; it has {self.steps}")
         return self.path / snapshot_name(step)
 
+    def thinned(self) -> list[int]:
+        """Snapshot steps this entry dropped once what is read from them was stored beside it."""
+        try:
+            return list(json.loads((self.path / MARKER).read_text()).get(THINNED, []))
+        except (OSError, ValueError, AttributeError):
+            return []
+
+    def require_snapshot(self, step: int | None = None) -> Path:
+        """snapshot_path, for reading its weights: a dropped snapshot is one UplabError."""
+        step = self.final_step if step is None else step
+        path = self.snapshot_path(step)
+        if not path.is_file() and step in self.thinned():
+            raise UplabError(f"run {self.key[:12]} no longer keeps its snapshot at step {step}: it was "
+                             f"thinned once the values read from it were stored (harness.claims.trajectory); "
+                             f"a measure asked for one its derive step does not compute")
+        return path
+
     def state_dict(self, step: int | None = None) -> dict[str, torch.Tensor]:
-        with Checkpoint(self.snapshot_path(step)) as snapshot:
+        with Checkpoint(self.require_snapshot(step)) as snapshot:
             return snapshot.state_dict()
 
     def scores(self, step: int | None = None) -> dict[str, dict]:

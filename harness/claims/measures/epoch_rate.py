@@ -5,7 +5,7 @@ of change remained the same for epoch 1 & 2)"; "There are no indications that th
 layers are 'slowing down'" (Sample C, epoch 2 vs epoch 1, read as the rate of change).
 
 Operationalisation: per seed, two epochs (one cosine schedule over both) of the seed's contiguous
-upscale (`harness.claims.time.long_run`, shared with `dups_saturate` and `few_steps_reconnect`).
+upscale (`harness.claims.trajectory.long_run`, shared with `dups_saturate` and `few_steps_reconnect`).
 For every (layer, module): rate ratio = ‖W[end 2] − W[end 1]‖ / ‖W[end 1] − W₀‖, the change in
 epoch 2 over the change in epoch 1 (epochs are equally long, so a ratio of rates). Mean ratio
 over the duplicates' units and over the originals' units (all nine modules; a duplicate's zeroed
@@ -28,7 +28,8 @@ from harness.claims.measured import Measured, Within
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
 from harness.claims.patterns import placebo_dups
-from harness.claims.time import layer_rate_ratios, long_normal_run, long_run, rate_ratios
+from harness.claims.time import layer_rate_ratios, rate_ratios
+from harness.claims.trajectory import long_normal_run, long_run
 from harness.layermap import LayerEntry, LayerMap
 from harness.claims.units import SOURCE_LAYER_BY_ROLE, role_units
 from harness.plots import new_figure

@@ -6,7 +6,7 @@ duplicated layers? Are we really repairing the 'neurons' step-by-step, or have t
 significantly rearranged by the first (few?) steps?"
 
 Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
-(`harness.claims.time.long_run`: snapshots at steps 0, 1, 2, 4, 8, ... up to an epoch, then every
+(`harness.claims.trajectory.long_run`: snapshots at steps 0, 1, 2, 4, 8, ... up to an epoch, then every
 quarter epoch; per-step weight and gradient norms of every o_proj, down_proj and up_proj). Two
 times, each the step (linearly interpolated between snapshots) at which a curve first reaches
 half its value at the end of training:
@@ -37,45 +37,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.claims.lab import deltas
 from harness.claims.measured import Measured
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
-from harness.claims.time import (Long, ablation_cost, direction_cos, dup_zeroed_names, half_time,
-                                 log2_ratio, long_run, mean_fill, weight_name)
+from harness.claims.time import Long, half_time, log2_ratio, weight_name
+from harness.claims.trajectory import curves, long_run, probe_steps
 from harness.plots import new_figure
 
 CASES = ("contiguous", "within-few")
 FEW = 0.1  # "a few steps": the first tenth of the fine-tune (registry, within-few)
 COS_AT = 8  # the snapshot whose direction against the final one is reported (else the first after 0)
-
-
-def probe_steps(long: Long) -> tuple[int, ...]:
-    """Ablations at the dense early snapshots and the two epoch ends (enough for the half-time)."""
-    return tuple(sorted(set(long.early) | {long.epoch, long.steps}))
-
-
-# (run key, probed steps) -> curves: both cases read the same ablations of the same runs, and a
-# session measures a primary twice (its own test and the Holm family).
-_CURVES: dict[tuple[str, tuple[int, ...]], tuple[list, list, list]] = {}
-
-
-def curves(run, lm, steps, model_type: str):
-    """(ablation cost, mean fill, direction cosine) at each probed step, once per run."""
-    key = (run.key, tuple(steps))
-    if key not in _CURVES:
-        _CURVES[key] = _curves(run, lm, steps, model_type)
-    return _CURVES[key]
-
-
-def _curves(run, lm, steps, model_type: str):
-    dups = lm.indices("dup")
-    cost = [ablation_cost(run, s, dups) for s in steps]
-    fill = [mean_fill(deltas(run, lm, 0, s)) if s else 0.0 for s in steps]
-    names = dup_zeroed_names(lm, model_type)
-    base, final = run.state_dict(0), run.state_dict(steps[-1])
-    cos = [direction_cos(run.state_dict(s), final, base, names) for s in steps if s]
-    return cost, fill, cos
 
 
 def trajectory_plot(steps, per_run, seeds):

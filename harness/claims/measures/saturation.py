@@ -5,7 +5,7 @@ Tunguska's slices of duplicated layers are nearly saturated, the resulting model
 coherent"; "Saturating these duplicated layers MIGHT be a good goal to pursue."
 
 Operationalisation: per seed, the shared 2-epoch run of the contiguous upscale
-(`harness.claims.time.long_run`), snapshots every quarter epoch. y(t) = mean fill
+(`harness.claims.trajectory.long_run`), snapshots every quarter epoch. y(t) = mean fill
 (‖W_t‖ / ‖W_source‖) of the duplicates' zeroed o_proj and down_proj. Time t is the cumulative
 learning rate Σ lr up to the snapshot, not the step: the cosine schedule alone would make any
 steadily growing weight look saturating over steps. `harness.stats.saturation(t, y)` fits a
@@ -15,7 +15,7 @@ last and first halves of the points). (A log ratio would be undefined when the l
 
 Control: under AdamW any weight's growth per unit of LR slows as the loss plateaus, so a slowing
 fill alone is no ceiling of the duplicates' own. The normal fine-tune of the same base runs the
-same 2 epochs, schedule and snapshots (`time.long_normal_run`); its curve is the mean relative
+same 2 epochs, schedule and snapshots (`trajectory.long_normal_run`); its curve is the mean relative
 change ‖W_t − W_0‖ / ‖W_0‖ of o_proj/down_proj over all layers, over its own Σ lr. Primary effect
 (contiguous): growth ratio of the dups' fill − growth ratio of the normal layers' change.
 Claimed direction: < 0 (the duplicates slow more than ordinary layers under the same schedule).
@@ -45,7 +45,8 @@ from harness.claims.measured import Measured, Within
 from harness.claims.measures import measure
 from harness.claims.measures._cases import check_case
 from harness.claims.patterns import layer_means
-from harness.claims.time import ZEROED, Long, cumulative_lr, long_normal_run, long_run, mean_fill, mean_rel
+from harness.claims.time import ZEROED, Long, cumulative_lr, mean_fill, mean_rel
+from harness.claims.trajectory import long_normal_run, long_run
 from harness.claims.units import DUP_SOURCE_PAIRED, by_source
 from harness.plots import new_figure
 from harness.stats import saturation

@@ -54,7 +54,7 @@ def _with_snapshots(lab, seed: int):
     setting = getattr(lab, "setting", None)  # a manifest's lab has its own snapshots
     if setting is None or len(set(setting.finetune.get("snapshots", ())) - {0}) >= 2:
         return lab.normal(seed)
-    from harness.claims.time import long_normal_run
+    from harness.claims.trajectory import long_normal_run
 
     return long_normal_run(lab, seed)
 
