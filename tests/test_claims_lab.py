@@ -44,10 +44,29 @@ def test_tiny_runs_are_the_specs_the_cache_already_holds():
     lab = SpecLab(Path("c"), st.tiny_setting())
     plan = st.plan_for("contiguous", lab.setting.depth)
     assert lab.upscaled(3, "contiguous", lr=1e-3) == finetune(tiny_base(3), plan=plan,
-                                                              snapshots=st.SNAPSHOTS, lr=1e-3)
+                                                              snapshots=st.SNAPSHOTS, lr=1e-3, scores="ends")
     assert lab.upscaled(3, "interleaved") == finetune(tiny_base(3), plan=lab.plan("interleaved"),
                                                       snapshots=st.SNAPSHOTS)
     assert lab.lr == 6e-3 and lab.epoch_steps == 64
+
+
+def test_only_the_kinds_read_as_loss_curves_score_between_their_ends():
+    """Lab._scores: the matched-loss curves read the default fine-tunes of the normal model and of
+    the contiguous and interleaved upscales (either target) and their frozen arms, and the long
+    runs' ablations read theirs; every other kind is scored at step 0 and its end only."""
+    from harness.claims.time import Long
+    from harness.train import Freeze
+
+    lab = SpecLab(Path("c"), replace(st.tiny_setting(), share_long=False))
+    frozen = Freeze(layers=(1, 2))
+    dense = [lab.normal(3), lab.normal(3, target="conflict"), lab.upscaled(3, "contiguous"),
+             lab.upscaled(3, "interleaved", target="conflict"), lab.upscaled(3, "contiguous", mode=frozen),
+             lab.normal(3, mode=frozen), lab.upscaled(3, "contiguous", **lab.sgd(), **Long(64).overrides)]
+    ends = [lab.upscaled(3, "contiguous", mode=Lora(r=8, alpha=16)), lab.normal(3, lr=2e-2),
+            lab.upscaled(3, "contiguous", **lab.sgd()), lab.normal(3, depth=28), lab.upscaled(3, "single"),
+            lab.upscaled(3, "block"), lab.finetuned(3, lab.plan("single"), lr=1e-3)]
+    assert [s.scores for s in dense] == ["snapshots"] * len(dense)
+    assert [s.scores for s in ends] == ["ends"] * len(ends)
 
 
 def test_the_default_pair_and_the_sgd_arm_train_as_their_long_twins():

@@ -319,3 +319,28 @@ def test_run_kinds_count_fine_tunes_of_a_checkpoint(converted, tmp_path):
     assert row["seeds"] == [0, 1] and row["kind"].startswith("normal")
     assert row["checks"]["target_learned"]["threshold"] == 0.1  # the free-text form
     assert len(row["checks"]["original_kept"]["values"]) == 2
+
+
+def test_the_gpu_profile_thins_a_long_run_of_the_real_model_once_read(converted, tmp_path):
+    """The gpu profile's long-run path on the CPU (one-layer real base, upscaled to 3 layers,
+    2-step epochs of 128-token blocks instead of 640 of 1024: CPU seconds): the run trains, the ablation, fill and direction curves of the llama-named
+    duplicates and the weight deltas are stored, the snapshots between its ends leave the cache
+    entry, and the two claims that read them measure from what was stored."""
+    from dataclasses import replace
+
+    from harness.claims.lab import Lab
+    from harness.claims.measures import MEASURES
+    from harness.claims.real import PROFILES, real_setting
+    from harness.claims.trajectory import long_normal_run, long_run
+    from harness.runs.result import snapshot_name
+
+    profile = replace(PROFILES["gpu"], epoch_blocks=8, epoch_steps=2, eval_size=2, max_len=128)
+    lab = Lab(tmp_path / "cache", real_setting(converted[0], profile=profile))
+    assert lab.setting.thin_long
+    for fetch in (long_run, long_normal_run):
+        run = fetch(lab, 0)
+        assert run.steps == [0, 1, 2, 3, 4] and run.thinned() == [1, 3]
+        assert not any((run.path / snapshot_name(s)).exists() for s in (1, 3))
+    for claim, case in (("few_steps_reconnect", "within-few"), ("top_down_gradient", "descent")):
+        m = MEASURES[claim](lab, [0], case)
+        assert len(m.effects) == 1, claim

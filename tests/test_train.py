@@ -243,3 +243,29 @@ def test_pinned_workers_get_the_cublas_workspace_before_cuda(monkeypatch):
     finally:
         gpus.pytest_unconfigure(None)
         os.environ.pop(gpus.NODE_ENV, None)
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["loop", "stacked"])
+def test_a_kind_scored_at_its_ends_trains_the_same_bits(tmp_path, stacked):
+    """scores="ends" scores the held-out sets at step 0 and the last step only: the snapshots
+    between are written, and the weights, training log and end scores are those of the run
+    scored at every snapshot (the per-seed loop and stacked seeds); a score between is one error."""
+    from harness.runs import get_or_run, get_or_run_many
+
+    def runs(scores):
+        specs = [make(base=Scratch(seed=s), seed=s, steps=6, snapshots=(0, 2, 4), scores=scores, lr=1e-2,
+                      data=DataSpec.synthetic("original", size=64, batch_size=16, eval_size=16)) for s in (0, 1)]
+        return get_or_run_many(specs, tmp_path) if stacked else [get_or_run(specs[0], tmp_path)]
+
+    for every, ends in zip(runs("snapshots"), runs("ends")):
+        assert ends.key != every.key and ends.steps == every.steps == [0, 2, 4, 6]
+        assert [e["step"] for e in ends.metrics["evals"]] == [0, 6]
+        assert [e["step"] for e in every.metrics["evals"]] == [0, 2, 4, 6]
+        assert ends.scores(0) == every.scores(0) and ends.scores() == every.scores()
+        assert ends.metrics["train"] == every.metrics["train"]
+        for step in ends.steps:
+            a, b = ends.state_dict(step), every.state_dict(step)
+            assert all(torch.equal(a[k], b[k]) for k in a)
+        with pytest.raises(UplabError, match="at step 0 and its end only .*not at step 2"):
+            ends.scores(2)
+    assert '"scores"' not in every.spec.canonical()  # the default keeps the key it had before the field

@@ -109,7 +109,11 @@ class RunResult:
         step = self.final_step if step is None else step
         if step not in self.steps:
             raise UplabError(f"run {self.spec.key[:12]} has no scores at step {step}; it has {self.steps}")
-        return next(e["sets"] for e in self.metrics["evals"] if e["step"] == step)
+        found = next((e["sets"] for e in self.metrics["evals"] if e["step"] == step), None)
+        if found is None:
+            raise UplabError(f"run {self.key[:12]} scored its held-out sets at step 0 and its end only "
+                             f"(scores: {self.spec.scores}), not at step {step}")
+        return found
 
     def model(self, step: int | None = None):
         """An fp32 CPU HF model with the snapshot's weights (a fresh object every call)."""

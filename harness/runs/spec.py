@@ -26,7 +26,7 @@ from harness.train.modes import Freeze, Full, Lora
 # /2: the stacked forward trains with SDPA's math kernel on the CPU (harness.train.stacked._attention_kernel)
 SCHEMA = "uplab.run/2"
 # Fields added after cache entries existed, with their defaults: absent from a spec's JSON at the default.
-_LATER = {"optimizer": "adamw"}
+_LATER = {"optimizer": "adamw", "scores": "snapshots"}
 
 # Defaults of the tiny scale, in one place (numbers: tests/test_data_learnable.py and
 # docs/tiny-world.md). Pre-training the 16-layer, width-16 preset on two-op compositions: seeds
@@ -107,6 +107,9 @@ class RunSpec(Frozen):
     track: tuple[str, ...] = ()  # fnmatch patterns of tensors whose weight and grad norm are logged per step
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: fp32 on CPU, bf16 autocast on GPU
     optimizer: Literal["adamw", "sgd"] = "adamw"  # harness.train.optimizer; sgd: the fill claims' control arm
+    # Held-out sets scored at every snapshot, or (`ends`) at step 0 and the last step only, for a
+    # kind no measure reads in between (harness.claims.lab); its snapshots are written all the same.
+    scores: Literal["snapshots", "ends"] = "snapshots"
 
     @model_validator(mode="after")
     def _one_length(self):

@@ -37,6 +37,7 @@ from harness.train import modes, reuse
 from harness.train.evaluate import EVAL_BATCH, evaluate_many
 from harness.train.loop import _tracked_names, plan_steps, set_seed
 from harness.train.optimizer import make_optimizer
+from harness.train.record import scored_at
 from harness.train.schedule import lr_at
 from harness.train.stacked import Stacked, check_forward, unsupported
 
@@ -151,8 +152,7 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
                 for k, w in modes.tracked_weights(m, track).items():
                     tracked[i][k]["weight_norm"].append(float(w.float().norm()))
 
-    def snapshot(step: int):
-        t = time.perf_counter()
+    def scores_now() -> dict[str, list[dict]]:
         batch = max(1, EVAL_BATCH // n)
         fn = reuse.function_key([m.state_dict() for m in prepared], type(prepared[0]).__name__,
                                 prepared[0].config.to_json_string(), f"stack|{n}|{device}|{amp}|{batch}")
@@ -164,11 +164,15 @@ def _train_many(models, specs, train_set, eval_sets, *, pad_id, sinks, progress)
         def score(ts) -> list[dict]:
             return evaluate_many(logits, n, ts, pad_id, device=device, batch_size=batch)
 
-        scores = {k: reuse.scored(f"{fn}|{ts.digest}", lambda ts=ts: score(ts))
-                  for k, ts in eval_sets.items()}
+        return {k: reuse.scored(f"{fn}|{ts.digest}", lambda ts=ts: score(ts)) for k, ts in eval_sets.items()}
+
+    def snapshot(step: int):
+        t = time.perf_counter()
+        scores = scores_now() if scored_at(spec, step, total) else None
         for i, m in enumerate(prepared):
-            evals[i].append({"step": step, "epoch": step / per_epoch,
-                             "sets": {k: per_seed[i] for k, per_seed in scores.items()}})
+            if scores is not None:
+                evals[i].append({"step": step, "epoch": step / per_epoch,
+                                 "sets": {k: per_seed[i] for k, per_seed in scores.items()}})
             sinks[i](step, modes.effective_state_dict(m))
         spent[0] += time.perf_counter() - t
 

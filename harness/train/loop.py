@@ -27,7 +27,7 @@ from harness import flops
 from harness.data import TokenSet, collate, epoch_batches, token_count
 from harness.errors import UplabError
 from harness.train import dist, modes
-from harness.train.record import Recorder, Sink
+from harness.train.record import Recorder, Sink, scored_at
 from harness.train.optimizer import make_optimizer
 from harness.train.schedule import lr_at
 
@@ -157,7 +157,7 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
     warm = (t0, 0, 0.0)  # (time, tokens, snapshot seconds) where the steady state starts
     rec.weights()
     if 0 in snaps:
-        rec.snapshot(0)
+        rec.snapshot(0, scored_at(spec, 0, total))
     epoch = 0
     while step < total:
         # Each epoch is a fresh shuffle that depends only on (seed, epoch): resumable, reproducible.
@@ -179,7 +179,7 @@ def _train(model, spec, train_set, eval_sets, *, pad_id, sink, progress, callbac
                 torch.cuda.synchronize()  # steady state starts after the first steps' allocations
                 warm = (time.perf_counter(), tokens, rec.spent)
             if step in snaps:
-                rec.snapshot(step)
+                rec.snapshot(step, scored_at(spec, step, total))
         epoch += 1
     rec.flush()
     bar.close()

@@ -17,6 +17,11 @@ from harness.train.evaluate import evaluate
 Sink = Callable[[int, dict[str, torch.Tensor]], None]
 
 
+def scored_at(spec, step: int, total: int) -> bool:
+    """Whether the snapshot at `step` scores the held-out sets (RunSpec.scores)."""
+    return spec.scores == "snapshots" or step in (0, total)
+
+
 class Recorder:
     """The log of one run. Losses and grad norms stay on the device until `flush`: on a GPU,
     reading them every step would stall the launch queue."""
@@ -61,8 +66,9 @@ class Recorder:
         if self.log["loss"]:
             self.bar.set_postfix(loss=f"{self.log['loss'][-1]:.3f}", refresh=False)
 
-    def snapshot(self, step: int) -> None:
-        """Held-out scores on every eval set, then the effective fp32 weights to the sink."""
+    def snapshot(self, step: int, scored: bool = True) -> None:
+        """Held-out scores on every eval set (unless not `scored`), then the effective fp32 weights
+        to the sink."""
         t = time.perf_counter()
         accel = self.accel
 
@@ -72,7 +78,9 @@ class Recorder:
 
         # Only a single CPU process: under FSDP every rank must run each forward, and on a GPU
         # scoring is cheap while hashing would copy every weight to the host at each snapshot.
-        if accel.num_processes == 1 and accel.device.type == "cpu":
+        if not scored:
+            scores = None
+        elif accel.num_processes == 1 and accel.device.type == "cpu":
             model = accel.unwrap_model(self.model)
             fn = reuse.function_key([model.state_dict()], type(model).__name__, model.config.to_json_string(),
                                     f"one|{accel.device}|{accel.mixed_precision}|{self.eval_batch}")
@@ -80,7 +88,8 @@ class Recorder:
                       for k, ts in self.eval_sets.items()}
         else:
             scores = {k: score(ts) for k, ts in self.eval_sets.items()}
-        self.evals.append({"step": step, "epoch": step / self.per_epoch, "sets": scores})
+        if scores is not None:
+            self.evals.append({"step": step, "epoch": step / self.per_epoch, "sets": scores})
         state = dist.snapshot_state(accel, self.model)  # a collective under FSDP; None off the main rank
         if state is not None:
             self.sink(step, state)
