@@ -52,6 +52,7 @@ CHANGES = {
     "track": ("*.o_proj.weight",),
     "precision": "fp32",
     "optimizer": "sgd",
+    "scores": "ends",
 }
 NESTED = {
     "data.train.seed": DataSpec(train=Synthetic(domain="target", size=256, seed=1)),
