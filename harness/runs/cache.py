@@ -40,8 +40,8 @@ import os
 import shutil
 import tempfile
 import warnings
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Callable
 
 from filelock import FileLock

@@ -95,7 +95,8 @@ def get_or_run_many(specs: list[RunSpec], cache_dir: str | Path | None = None, *
     return [done[s.key] for s in specs]
 
 
-def _resolve(specs: list[RunSpec], cache: Path, progress: bool, after=None) -> dict[str, RunResult]:
+def _resolve(specs: list[RunSpec], cache: Path, progress: bool,
+             after: Callable[[RunResult], RunResult] | None = None) -> dict[str, RunResult]:
     run_bases = [s.base for s in specs if isinstance(s.base, RunSpec)]
     resolved = _resolve(run_bases, cache, progress) if run_bases else {}
     out: dict[str, RunResult] = {}
