@@ -253,7 +253,7 @@ def test_a_forward_that_differs_from_hf_is_caught_before_training(tmp_path, monk
     """The stacked forward is checked against each model's own: a wrong RoPE falls back, warned."""
     from harness.train import stacked
 
-    monkeypatch.setattr(stacked, "_rotate_half", lambda x: x)
+    monkeypatch.setattr(stacked, "_swap_halves", lambda x: x)
     specs = [MODES["pretrain"](s) for s in (0, 1)]
     with pytest.warns(UserWarning, match=r"train one by one: stacked forward differs from the HF forward"):
         out = get_or_run_many(specs, tmp_path)
