@@ -201,7 +201,9 @@ def _attention_kernel(device: torch.device):
     while a forward without gradients (held-out scoring) is fastest with flash (0.81 against
     1.04 ms per layer). The two agree to ~1e-6, not bit for bit, and training amplifies the
     difference (docs/tiny-world.md, "Engine changes"): runs trained before this choice (run
-    SCHEMA uplab.run/1) are not reused.
+    SCHEMA uplab.run/1) are not reused. A differentiated fp32 forward computes the math kernel's
+    numbers through `_math_attention` (faster, the same bits); the context still picks the kernel
+    for any other dtype.
     """
     if device.type == "cpu" and torch.is_grad_enabled():
         return sdpa_kernel(SDPBackend.MATH)
