@@ -48,6 +48,8 @@ def test_attention_takes_the_math_replica_only_for_a_differentiated_fp32_cpu_for
     with torch.no_grad():
         stacked._attention(q, k, v, 0.3)
     stacked._attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), 0.3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        stacked._attention(q, k, v, 0.3)
     assert calls == [1]
 
 

@@ -211,8 +211,10 @@ def _attention_kernel(device: torch.device):
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-    """Causal attention [B, H, T, D]; a differentiated fp32 forward on the CPU takes `_math_attention`."""
-    if q.device.type == "cpu" and q.dtype == torch.float32 and torch.is_grad_enabled():
+    """Causal attention [B, H, T, D]; a differentiated fp32 forward on the CPU (outside autocast,
+    which would cast the replica's ops one by one) takes `_math_attention`."""
+    if (q.device.type == "cpu" and q.dtype == torch.float32 and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu")):
         return _math_attention(q, k, v, scale)
     return F.scaled_dot_product_attention(q, k, v, is_causal=q.shape[-2] > 1, scale=scale)
 
