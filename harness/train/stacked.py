@@ -223,7 +223,7 @@ def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: fl
     """SDPA's math kernel (aten's _scaled_dot_product_attention_math) op for op, less its
     _safe_softmax guard, which zeroes rows masked out entirely and which a causal mask never has.
 
-    The same bits forward and backward (tests/test_ensemble.py compares them after training
+    The same bits forward and backward (tests/test_stacked_ops.py compares them, and training
     steps), ~9 % less time a stacked tiny training step: at ~20 positions the guard's isneginf /
     all / where over the [B, H, T, T] scores cost about as much as the softmax itself.
     """
