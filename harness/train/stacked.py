@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -231,9 +232,15 @@ def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: fl
     s = torch.matmul(q * root, k.transpose(-2, -1) * root)
     t = q.shape[-2]
     if t > 1:
-        keep = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
-        s.add_(torch.zeros(t, t, dtype=s.dtype, device=q.device).masked_fill_(~keep, float("-inf")))
+        s.add_(_causal_mask(t, s.dtype, q.device))
     return torch.matmul(torch.softmax(s, -1), v)
+
+
+@lru_cache(maxsize=8)
+def _causal_mask(t: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[T, T]: 0 on and below the diagonal, -inf above; built once, not per layer and step (read only)."""
+    keep = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+    return torch.zeros(t, t, dtype=dtype, device=device).masked_fill_(~keep, float("-inf"))
 
 
 def _rope_tables(cos: torch.Tensor, sin: torch.Tensor, heads: int) -> tuple[torch.Tensor, torch.Tensor]:
