@@ -1,6 +1,6 @@
 """Decoder presets of the `tiny` and `small` scales (DESIGN §4), built from a seed, saved like any HF checkpoint.
 
-`tiny` (~0.04M parameters, 16 layers, hidden 16) pre-trains on one CPU thread in ~35 s;
+`tiny` (~0.03M parameters, 10 layers, hidden 16) pre-trains on one CPU thread in ~25 s;
 `tiny8` is the 8-layer, hidden-64 preset it replaced (~0.3M). `small` (16 layers, hidden
 256, ~16M parameters) is what the claim suite trains on one GPU: its 104 runs keep their fp32
 snapshots in the run cache (63 MB each, ~30 GB for the suite), which a wider model would not fit on
@@ -79,13 +79,14 @@ class TinySpec:
 # went from 8 to 16 layers, tasks.VERSION 4, which every run hash carries, made the old runs miss.)
 _SMALL = dict(num_layers=16, hidden=256, intermediate=1024, heads=4, kv_heads=2, max_positions=1024)
 
-# The tiny world's depth (docs/tiny-world.md): 16 layers, so the seed's duplicated range [19, 41)
-# of 55 maps to a 6-layer slice [6, 12) and "the first two layers" are 12.5 % of the model (the
-# seed's are 2/55 = 3.6 %). A quarter of the 8-layer preset's width: narrow layers each do
-# less, so the composition spreads over more of them (median single-layer skip cost 0.05-0.19
-# nats at width 16 against 0.003-0.011 at 32, seeds 0-2), and a step is cheap enough (~0.03 s
-# CPU) for the ~1200 pre-training steps it needs (at 800, one seed of six had not learned).
-_TINY = dict(num_layers=16, hidden=16, intermediate=32, heads=2, kv_heads=1)
+# The tiny world's depth (docs/tiny-world.md, tasks.VERSION 6): 10 layers, so the seed's
+# duplicated range [19, 41) of 55 maps to a 4-layer slice [3, 7) and "the first two layers" are
+# 20 % of the model (the seed's are 2/55 = 3.6 %). A quarter of the 8-layer preset's width:
+# narrow layers each do less, so the composition spreads over more of them (median single-layer
+# skip cost 0.05-0.19 nats at width 16 against 0.003-0.011 at 32, seeds 0-2). At 16 layers
+# (VERSION 5) the mapped range did little on half the seeds; at 10 every seed needs it
+# (skip-cost median >= 0.17 nats there, 12 of 12) and a step costs ~2/3 as much.
+_TINY = dict(num_layers=10, hidden=16, intermediate=32, heads=2, kv_heads=1)
 
 PRESETS: dict[str, TinySpec] = {
     "tiny": TinySpec(arch="mistral", **_TINY),
