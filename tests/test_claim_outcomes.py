@@ -92,7 +92,7 @@ def test_checks_are_measured_per_seed_against_the_registered_threshold():
 
 
 class _BaseLab:
-    """A stand-in lab whose base is a given in-memory tiny model (16 layers: mapped range [6, 12))."""
+    """A stand-in lab whose base is a given in-memory tiny model (10 layers: mapped range [3, 7))."""
 
     def __init__(self, model):
         from harness.claims.settings import tiny_setting
@@ -121,6 +121,7 @@ def test_depth_needed_is_the_median_skip_cost_inside_the_mapped_range():
 
     from harness import tiny
     from harness.claims.function import heldout, loss, skip_rise
+    from harness.claims.settings import seed_layout_range
 
     spec = load().regime_checks["depth_needed"]
     model = tiny.build(tiny.preset("tiny"), 0)
@@ -130,12 +131,13 @@ def test_depth_needed_is_the_median_skip_cost_inside_the_mapped_range():
     lab = _BaseLab(model)
     data = heldout(lab.base(0), "original")
     before = loss(model, data)
-    want = statistics.median(skip_rise(model, data, [i], before) for i in range(6, 12))
+    mapped = range(*seed_layout_range(model.config.num_hidden_layers))
+    want = statistics.median(skip_rise(model, data, [i], before) for i in mapped)
     got = measure_check(lab, "depth_needed", spec, [0])
     assert got.values == (pytest.approx(want),) and got.threshold == 0.1 and want != 0
     # layers of the mapped range that only pass their input on (o_proj, down_proj zero) cost 0
     with torch.no_grad():
-        for i in range(6, 12):
+        for i in mapped:
             model.model.layers[i].self_attn.o_proj.weight.zero_()
             model.model.layers[i].mlp.down_proj.weight.zero_()
     idle = measure_check(_BaseLab(model), "depth_needed", spec, [0])

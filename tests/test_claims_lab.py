@@ -63,7 +63,7 @@ def test_only_the_kinds_read_as_loss_curves_score_between_their_ends():
              lab.upscaled(3, "interleaved", target="conflict"), lab.upscaled(3, "contiguous", mode=frozen),
              lab.normal(3, mode=frozen), lab.upscaled(3, "contiguous", **lab.sgd(), **Long(64).overrides)]
     ends = [lab.upscaled(3, "contiguous", mode=Lora(r=8, alpha=16)), lab.normal(3, lr=2e-2),
-            lab.upscaled(3, "contiguous", **lab.sgd()), lab.normal(3, depth=28), lab.upscaled(3, "single"),
+            lab.upscaled(3, "contiguous", **lab.sgd()), lab.normal(3, depth=18), lab.upscaled(3, "single"),
             lab.upscaled(3, "block"), lab.finetuned(3, lab.plan("single"), lr=1e-3)]
     assert [s.scores for s in dense] == ["snapshots"] * len(dense)
     assert [s.scores for s in ends] == ["ends"] * len(ends)
@@ -82,7 +82,7 @@ def test_the_default_pair_and_the_sgd_arm_train_as_their_long_twins():
     assert lab.upscaled(3, "contiguous") == long_run(lab, 3) == finetune(tiny_base(3), plan=plan, **long)
     assert lab.upscaled(3, "contiguous", **lab.sgd()) == long_run(lab, 3, **lab.sgd())
     assert set(st.SNAPSHOTS) < set(long["snapshots"])  # the twin records more than the default
-    for other in (dict(lr=2e-2), dict(mode=Lora(r=8, alpha=16)), dict(target="conflict"), dict(depth=28)):
+    for other in (dict(lr=2e-2), dict(mode=Lora(r=8, alpha=16)), dict(target="conflict"), dict(depth=18)):
         asked = lab.upscaled(3, "contiguous", **other) if "depth" not in other else lab.normal(3, **other)
         assert asked.snapshots == st.SNAPSHOTS and not asked.track, other
     real = SpecLab(Path("c"), replace(st.tiny_setting(), share_long=False))
@@ -161,8 +161,8 @@ def test_registered_targets_and_native_depth_controls():
     conflict = lab.upscaled(2, "contiguous", target="conflict")
     assert conflict.data.train.domain == "conflict" and conflict.plan == lab.plan("contiguous")
     assert lab.normal(2).data.train.domain == "target"
-    deep = lab.normal(2, depth=28)
-    assert deep.base.base.preset == "tiny@28" and deep.base.seed == 2 and deep.plan is None
+    deep = lab.normal(2, depth=18)
+    assert deep.base.base.preset == "tiny@18" and deep.base.seed == 2 and deep.plan is None
     full = SpecLab(Path("c"), st.Setting("full", 4, "llama", lambda s: LocalBase(path="/m")))
     with pytest.raises(NotApplicable, match="'conflict' target"):
         full.normal(0, target="conflict")

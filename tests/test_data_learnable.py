@@ -2,8 +2,8 @@
 fine-tune learns the target domain while keeping the original, and a fine-tune without replay
 erodes the original (forgetting), on the additive target and on the conflicting one.
 
-Runs the real defaults (tiny_base / finetune, seed 0) of the 16-layer tiny world (tasks.VERSION 5,
-docs/tiny-world.md): ~35 s of CPU for pre-training (1200 steps) plus ~4 s per fine-tune on one
+Runs the real defaults (tiny_base / finetune, seed 0) of the 10-layer tiny world (tasks.VERSION 6,
+docs/tiny-world.md): ~25 s of CPU for pre-training (1200 steps) plus ~4 s per fine-tune on one
 thread. The default fine-tune is the card's regime since issue 26 (learns the target, keeps the
 original); without its replayed share it forgets. Measured before issue 26 (seeds 0, 1 and 2,
 one epoch at lr 3e-4; the script is in docs/tiny-world.md): base original loss

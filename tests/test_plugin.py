@@ -589,7 +589,7 @@ def test_xdist_workers_share_one_holm_family_and_one_report(toy, uplab):
 
 
 def test_cases_needing_the_longest_runs_are_scheduled_first_in_order():
-    """upscale_room's deep-base case trains bases of its own (28 layers at tiny), the suite's
+    """upscale_room's deep-base case trains bases of its own (18 layers at tiny), the suite's
     longest, and the long-run and conflicting-target pairs follow: collected first, in FIRST's
     order, so one xdist worker starts the deep bases while another trains the shared ones."""
     import subprocess

@@ -259,7 +259,7 @@ def test_cli_table_for_the_seed(capsys):
 
 def test_cli_one_gpu_size_and_one_mode(capsys):
     code, out, _ = run_cli(capsys, "tiny", "--gpu-memory", "16", "--mode", "lora", "--batch", "4")
-    modes = {line.split()[3] for line in out.splitlines() if line.split()[:2] == ["base", "16"]}
+    modes = {line.split()[3] for line in out.splitlines() if line.split()[:2] == ["base", "10"]}
     assert code == 0 and "16 GiB" in out and modes == {"lora"}
     assert "4 × 256" in out  # the preset's max_position_embeddings caps the default sequence
 
@@ -269,9 +269,9 @@ def test_cli_one_gpu_size_and_one_mode(capsys):
     (["tinyy"], "no such config file or preset"),
     (["tiny", "--mode", "freeze"], "needs the layers to freeze"),
     (["tiny", "--seq-len", "999999"], "exceeds the model's max_position_embeddings"),
-    (["tiny", "--plan", str(SEED_39B)], "reaches past the source's 16 layers"),
+    (["tiny", "--plan", str(SEED_39B)], "reaches past the source's 10 layers"),
     ([str(MISTRAL_22B), "--plan", str(SEED_39B), "--freeze", "0-3"], "drop one of them"),
-    (["tiny", "--freeze", "0-99"], "outside the model's 16 layers"),
+    (["tiny", "--freeze", "0-99"], "outside the model's 10 layers"),
     (["tiny", "--plan", "no/such/plan.yml"], "no such config file"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(capsys, argv, message):

@@ -48,7 +48,7 @@ def test_layouts_and_deep_bases_are_named():
 def test_each_kind_gets_its_seeds_values_and_passing_counts(tmp_path):
     small = dict(steps=3, snapshots=(0,))
     base = dict(steps=20, data=DataSpec.synthetic("original", size=20 * 32))
-    plan = plan_for("contiguous", 16)
+    plan = plan_for("contiguous", tiny_setting().depth)
     lab = Lab(tmp_path, tiny_setting())
     runs = [get_or_run(finetune(tiny_base(s, **base), plan=p, seed=s, **small, **extra), tmp_path)
             for s in (0, 1) for p, extra in ((None, {}), (plan, {}), (None, {"lr": 1e-2}))]

@@ -8,7 +8,7 @@ card's regime and which were never meant to (the harder arm forgets on purpose).
 nothing.
 
 A kind's label lists how its spec differs from the scale's default fine-tune of the same
-layout: `contiguous`, `normal · lr 0.02`, `contiguous · SGD lr 0.122`, `normal · LoRA r8`.
+layout: `contiguous`, `normal · lr 0.02`, `contiguous · SGD lr 0.0995`, `normal · LoRA r8`.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from pkgutil import iter_modules
 from harness.claims.measured import Measure, Measured
 
 MEASURES: dict[str, Measure] = {}
-# claim id -> cases that need the suite's longest runs (28-layer bases, two-epoch runs, pairs
+# claim id -> cases that need the suite's longest runs (18-layer bases at tiny, two-epoch runs, pairs
 # trained one after the other), in the order the plugin schedules them before all other tests:
 # claims as registered (modules alphabetically), cases as listed. With xdist handing each of two
-# workers two tests to start, the first worker trains upscale_room's 28-layer bases and then the
+# workers two tests to start, the first worker trains upscale_room's 18-layer bases and then the
 # conflicting-target pair while the second trains the shared bases and both long-run pairs, so
 # those runs train early and in parallel and a cold run ends on short tests.
 FIRST: dict[str, tuple[str, ...]] = {}

@@ -26,7 +26,7 @@ CASES = ("contiguous-vs-deep-base", "contiguous", "interleaved", "single", "bloc
 DEEP = "-vs-deep-base"
 
 
-# Its deep bases (pre-trained at the upscale's depth, 28 layers at tiny) take longer than the
+# Its deep bases (pre-trained at the upscale's depth, 18 layers at tiny) take longer than the
 # bases every claim shares: started first, they train beside those rather than after them.
 @measure("upscale_room", first=("contiguous" + DEEP,))
 def upscale_room(lab, seeds: list[int], case: str) -> Measured:
@@ -34,7 +34,7 @@ def upscale_room(lab, seeds: list[int], case: str) -> Measured:
     strategy = case.removesuffix(DEEP)
     if case.endswith(DEEP):
         # the deep bases first: started first (`first=`), they train while another worker trains
-        # the shared 16-layer bases that every other claim (and this one's unit) needs
+        # the shared 10-layer bases that every other claim (and this one's unit) needs
         depth = lab.layer_map(strategy).num_layers
         other = [lab.normal(seed, depth=depth) for seed in seeds]
         normal = [lab.normal(seed) for seed in seeds]
