@@ -95,12 +95,13 @@ def test_a_complete_marker_of_the_wrong_shape_is_corrupt(tmp_path, content):
 
 
 # Provenance: printed by entry_key(...) below under ENGINE_SCHEMA "uplab.engine/1", run SCHEMA
-# "uplab.run/2", tasks.VERSION 3 (2026-12-02). Before the engine existed a cache entry's key was
+# "uplab.run/2", tasks.VERSION 6 (2026-12-04; first pinned 2026-12-02 at VERSION 5, which this
+# comment misnamed as 3; every VERSION bump re-pins them). Before the engine existed a cache entry's key was
 # the spec's own key (tiny_base(0).key = 5d41da1743de...); these pins change only deliberately.
 PINNED = {
-    "base-alone": "3007742490c8ad8356a12768512610de9cd0a904bc83d37b716b3b653df12f90",
-    "finetune-of-it-alone": "8d3e2ae58a41a5fd708000eb7dd9da5c5ded650cc93c10de051f46f2cb466ac4",
-    "base-in-0-1-2": "2a472c43971436903fe033e622f2b97fe754aa0cbab668db525c7d47632c1b65",
+    "base-alone": "365710f4da30f8bd6b61c0d2bb24352b43b01d248187e95057058965895a7424",
+    "finetune-of-it-alone": "bd512e3d2537029d03daa48470c77305ed4ef7f507c90a09396772b206366298",
+    "base-in-0-1-2": "6b1a168b17641f4f5feb4d246bf32f4f742835a042a192eae563104b1a15c610",
 }
 
 
