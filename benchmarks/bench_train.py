@@ -1,13 +1,13 @@
 """Training throughput of the one loop: tiny steps per second on one CPU thread.
 
 Run: pytest benchmarks/bench_train.py --benchmark-only -s      (MFU on a GPU: bench_mfu.py)
-What: `tiny` preset (16 layers, hidden 16, 41.5k parameters), batch 32 of the target domain,
+What: `tiny` preset (10 layers, hidden 16, 27.5k parameters), batch 32 of the target domain,
 fp32, full fine-tune and LoRA; a whole default fine-tune run (load base, train, two held-out
 evals, snapshots written) against a warm base.
 
 Seeds together (harness.train.ensemble): tokens/s of 12 seeds trained as one stacked computation
-against the same 12 seeds through the per-seed loop, on today's `tiny` preset (16 layers), the
-deep-base control `tiny@28` and the 8-layer world's `tiny8` (hidden 64), each trainer in its own
+against the same 12 seeds through the per-seed loop, on today's `tiny` preset (10 layers), the
+deep-base control `tiny@18` and the 8-layer world's `tiny8` (hidden 64), each trainer in its own
 process so that its peak RSS is its own. Script:
     python benchmarks/bench_train.py [--seeds 12] [--steps 32] [--batch 32] [--preset tiny] [--device cuda]
 The CPU comparison hides any GPU from its processes (CUDA_VISIBLE_DEVICES=""). When a CUDA device
@@ -78,7 +78,7 @@ def test_default_finetune_run_seconds(benchmark, tmp_path):
 
 
 # -- seeds together ---------------------------------------------------------------------------
-PRESETS = ("tiny", "tiny@28", "tiny8")  # harness.tiny presets: today's, the deep control, the 8-layer world
+PRESETS = ("tiny", "tiny@18", "tiny8")  # harness.tiny presets: today's, the deep control, the 8-layer world
 
 
 def _seed_specs(seeds: int, steps: int, batch: int):
