@@ -1,6 +1,7 @@
 """Decoder presets of the `tiny` and `small` scales (DESIGN §4), built from a seed, saved like any HF checkpoint.
 
-`tiny` (~0.03M parameters, 10 layers, hidden 16) pre-trains on one CPU thread in ~25 s;
+`tiny` (~0.03M parameters, 10 layers, hidden 16) pre-trains on one CPU thread in ~2/3 of the
+16-layer preset's ~35 s;
 `tiny8` is the 8-layer, hidden-64 preset it replaced (~0.3M). `small` (16 layers, hidden
 256, ~16M parameters) is what the claim suite trains on one GPU: its 104 runs keep their fp32
 snapshots in the run cache (63 MB each, ~30 GB for the suite), which a wider model would not fit on

@@ -58,9 +58,10 @@ def test_a_pinned_process_computes_what_an_avx2_cpu_computes():
     assert pinned[0] == "AVX2"
 
 
-# The pinned bits of _TRAIN, computed on an Intel Xeon with AVX-512 and AMX (2026-12-04, the 10-layer
-# tiny preset of tasks.VERSION 6; torch 2.13.0, transformers 5.24.0). The tiny baseline holds only where a CPU computes these same bits: on a
-# CPU where this fails, expect `pytest hypotheses/` to move verdicts, and say so in the issue.
+# The pinned bits of _TRAIN, computed on an Intel Xeon with AVX-512 and AMX (2026-12-04, the
+# 10-layer tiny preset of tasks.VERSION 6; torch 2.13.0, transformers 5.24.0). The tiny baseline
+# holds only where a CPU computes these same bits: on a CPU where this fails, expect
+# `pytest hypotheses/` to move verdicts, and say so in the issue.
 PINNED_BITS = "cabf93a98b74d1e180e9a4fc28ca1d28ccf6b3f8035b6259437b855b81b32639"
 
 
