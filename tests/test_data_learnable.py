@@ -4,9 +4,10 @@ erodes the original (forgetting), on the additive target and on the conflicting 
 
 Runs the real defaults (tiny_base / finetune, seed 0) of the 10-layer tiny world (tasks.VERSION 6,
 docs/tiny-world.md): pre-training (1200 steps) takes about 2/3 of the 16-layer world's ~35 s of
-CPU, plus a few seconds per fine-tune, on one thread. The default fine-tune is the card's regime since issue 26 (learns the target, keeps the
-original); without its replayed share it forgets. Measured before issue 26 (seeds 0, 1 and 2,
-one epoch at lr 3e-4; the script is in docs/tiny-world.md): base original loss
+CPU, plus a few seconds per fine-tune, on one thread. The default fine-tune is the card's regime
+since issue 26 (learns the target, keeps the original); without its replayed share it forgets.
+Measured before issue 26 (seeds 0, 1 and 2, one epoch at lr 3e-4; the script is in
+docs/tiny-world.md): base original loss
 < 0.0001, exact match 1.00 (chance: loss ln 12 = 2.48 per letter); default fine-tune target
 loss 14.2 -> 5.3, 13.4 -> 4.3, 12.4 -> 3.5, original loss rises by 3.5, 3.6, 1.1; conflict
 fine-tune target loss 31.8 -> 10.2, 22.4 -> 5.6, 28.4 -> 15.6 (seed 2 would miss the halving

@@ -5,12 +5,12 @@ from harness.runs.kernels import pin_portable
 pin_portable()
 import sys, statistics as st
 from pathlib import Path
-from harness.claims.settings import tiny_setting, plan_for
+from harness.claims.settings import tiny_setting
 from harness.claims.lab import Lab, deltas
 from harness.claims.kinds import fill_value
 cache = Path(sys.argv[1])
 lab = Lab(cache, tiny_setting(), together=tuple(range(12)))
-plan = plan_for("contiguous", 10); lm = plan.layer_map(10, "mistral")
+lm = lab.layer_map("contiguous")  # the suite's own map at the preset's depth
 rows = []
 for s in range(12):
     r = lab.upscaled(s, "contiguous")
